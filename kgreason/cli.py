@@ -1,0 +1,61 @@
+"""Argument handling shared by the ``python -m kgreason.*`` commands."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from kgreason.config import Config, load_config
+from kgreason.errors import KgreasonError
+from kgreason.runtime import set_seed, set_threads, setup_logging
+
+logger = logging.getLogger(__name__)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, with_config: bool = True) -> None:
+    """Add --config, key=value overrides and --verbose/--quiet to ``parser``."""
+    if with_config:
+        parser.add_argument(
+            "--config", metavar="FILE", default=None,
+            help="YAML config (see configs/); defaults apply to every key it leaves out",
+        )
+        parser.add_argument(
+            "overrides", nargs="*", metavar="key=value", default=[],
+            help="config overrides with dotted keys, for example model.num_latents=4 train.lr=3e-4",
+        )
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+
+
+def split_overrides(values: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Separate ``key=value`` overrides from other positional values."""
+    overrides = [value for value in values if "=" in value and not value.startswith("=")]
+    others = [value for value in values if value not in overrides]
+    return overrides, others
+
+
+def setup_from_args(args: argparse.Namespace) -> Config | None:
+    """Configure logging from -v/-q, load the config (when the parser has one), seed and set threads."""
+    setup_logging(1 if args.verbose else -1 if args.quiet else 0)
+    if not hasattr(args, "config"):
+        return None
+    config = load_config(args.config, args.overrides)
+    set_threads(config.runtime.num_threads)
+    set_seed(config.runtime.seed)
+    return config
+
+
+def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> None:
+    """Run a command's ``main`` and exit with its status; user errors print one line, not a traceback."""
+    try:
+        status = main(argv)
+    except KgreasonError as error:
+        print(f"error: {error}", file=sys.stderr)
+        status = 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        status = 130
+    sys.exit(status or 0)
