@@ -150,6 +150,13 @@ class ModelConfig:
     max_question_tokens: int = 160
     """Decoder tokens kept from the question text, choices included."""
 
+    graph_input: str = "retrieved"
+    """retrieved (the question's subgraph) or question (the context node alone: an ablation that
+    measures what the graph adds, and needs no built graph)."""
+
+    max_new_tokens: int = 32
+    """Longest free-form answer that the decoder writes, in tokens."""
+
 
 @dataclass
 class DistillConfig:
@@ -218,6 +225,12 @@ class TrainConfig:
     resume: bool = True
     """Continue from the last checkpoint in ``out_dir`` when one exists."""
 
+    answer_nll_weight: float = 0.0
+    """Weight of the gold choice's mean token NLL added to the cross-entropy over choice scores."""
+
+    eval_batch_size: int = 16
+    """Questions per forward pass during evaluation."""
+
 
 @dataclass
 class RuntimeConfig:
@@ -253,6 +266,7 @@ _CHOICES = {
     "data.dataset": {"csqa", "obqa"},
     "model.dtype": {"float32", "bfloat16", "float16"},
     "model.latent_norm": {"match", "none"},
+    "model.graph_input": {"retrieved", "question"},
     "distill.mode": {"segments", "codi", "none"},
     "distill.loss": {"cosine", "nmse"},
     "distill.explanation_field": {"open-ended", "selected"},
@@ -263,6 +277,7 @@ _POSITIVE = {
     "encoder.max_seq_length", "model.gnn_layers", "model.gnn_hidden", "model.gnn_heads",
     "model.num_latents", "model.lora_rank", "model.max_question_tokens", "train.epochs",
     "train.batch_size", "train.grad_accum", "train.save_every", "train.log_every",
+    "train.eval_batch_size", "model.max_new_tokens",
 }
 
 
@@ -345,6 +360,8 @@ def _validate(config: Config) -> None:
         )
     if not 0.0 <= config.model.dropout < 1.0:
         raise ConfigError(f"config key 'model.dropout' must be in [0, 1), got {config.model.dropout!r}")
+    if config.train.answer_nll_weight < 0:
+        raise ConfigError(f"config key 'train.answer_nll_weight' must be >= 0, got {config.train.answer_nll_weight!r}")
     if config.distill.weight < 0:
         raise ConfigError(f"config key 'distill.weight' must be >= 0, got {config.distill.weight!r}")
 
