@@ -57,7 +57,9 @@ def compute_segment_targets(texts: Sequence[str], num_segments: int, encoder_nam
     from kgreason.embedding import load_sentence_encoder
 
     encoder = load_sentence_encoder(encoder_name)
-    dimension = encoder.get_sentence_embedding_dimension()
+    # sentence-transformers 6 renamed get_sentence_embedding_dimension to get_embedding_dimension.
+    dimension_of = getattr(encoder, "get_embedding_dimension", None) or encoder.get_sentence_embedding_dimension
+    dimension = dimension_of()
     targets = np.zeros((len(texts), num_segments, dimension), dtype=np.float32)
     if not texts:
         return targets
