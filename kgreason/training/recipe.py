@@ -40,7 +40,7 @@ from kgreason.model.graphs import GraphSource, graph_source_from_config
 from kgreason.model.inputs import InputBuilder
 from kgreason.model.predictor import Predictor, accuracy
 from kgreason.model.reasoner import LatentReasoner
-from kgreason.runtime import cache_dir, resolve_device, resolve_path
+from kgreason.runtime import cache_dir, resolve_device, resolve_path, set_seed
 from kgreason.training.data import QuestionSet, build_question_set, epoch_order
 from kgreason.training.distributed import (
     ProcessInfo, all_reduce_mean, barrier, broadcast_object, init_distributed, shutdown,
@@ -117,6 +117,8 @@ class TrainingRecipe:
         self.graph_source = self.graph_source or graph_source_from_config(config)
         self.train_set, self.dev_set = self._load_question_sets()
 
+        # Seeding here, not only in the CLI, makes the initial weights a function of runtime.seed alone.
+        set_seed(config.runtime.seed + self.process.rank)
         backbone = self.backbone or load_backbone(config.model.decoder, config.model.gguf_file, config.model.dtype,
                                                   cache_dir(config.data.cache_dir))
         self.reasoner = LatentReasoner(config, backbone, self.graph_source.num_relations,
