@@ -177,9 +177,10 @@ class LatentReasoner(nn.Module):
         for row in range(batch.size):
             prefix_ids = batch.prefix_ids[row][batch.prefix_mask[row].bool()]
             inputs = torch.cat([embedding(prefix_ids), latents[row], suffix]).unsqueeze(0)
+            # min_new_tokens=1: SmolLM2-Instruct otherwise often ends at once (end-of-turn) on untrained latents.
             output = self.decoder.generate(
                 inputs_embeds=inputs, attention_mask=torch.ones(inputs.shape[:2], dtype=torch.long, device=inputs.device),
-                max_new_tokens=max_new_tokens or self.config.model.max_new_tokens, do_sample=False,
+                max_new_tokens=max_new_tokens or self.config.model.max_new_tokens, min_new_tokens=1, do_sample=False,
                 eos_token_id=stop, pad_token_id=self.tokenizer.pad_token_id,
             )
             text = self.tokenizer.decode(output[0], skip_special_tokens=True)
