@@ -332,3 +332,17 @@ def test_missing_checkpoint_names_folder(tmp_path, backbone, source):
 
     with pytest.raises(CheckpointError, match="nowhere"):
         Predictor.from_checkpoint(tmp_path / "nowhere", graph_source=source, backbone=backbone)
+
+
+def test_eager_attention_scores_match_sdpa(backbone, source):
+    reasoner = make_reasoner(backbone, source)
+    batch = make_batch(reasoner, source)
+    with torch.no_grad():
+        sdpa = reasoner(batch).choice_scores
+        reasoner.decoder.config._attn_implementation = "eager"
+        try:
+            eager = reasoner(batch).choice_scores
+        finally:
+            reasoner.decoder.config._attn_implementation = "sdpa"
+
+    torch.testing.assert_close(eager, sdpa, rtol=0, atol=1e-4)

@@ -7,7 +7,8 @@ For B questions with C choices each, the decoder runs three times:
    without autograd;
 2. the latent vectors and the suffix ``[B, K + S]`` as ``inputs_embeds``, appended to that cache;
    its last position predicts the first token of every choice;
-3. the choice tokens ``[B * C, L - 1]`` on the cache repeated C times along the batch.
+3. the choice tokens of all C choices packed into one row per question ``[B, R]``, on the same
+   cache, with a block mask that keeps the choices apart (see ``_score_later_tokens``).
 
 Score of choice c = (1 / L_c) * sum_j log p(token_j | prefix, latents, suffix, tokens_<j), the
 length-normalised log-likelihood of the choice text. Padding is on the right: padded prefix
@@ -103,26 +104,85 @@ def score_choices(decoder, prefix_ids: torch.Tensor, prefix_mask: torch.Tensor, 
     token_logprobs = [first_logprobs.gather(1, choice_ids[:, :, 0]).unsqueeze(-1)]
 
     if length > 1:
-        flat_ids = choice_ids.reshape(batch * num_choices, length)
-        flat_mask = choice_mask.reshape(batch * num_choices, length)
-        cache.batch_repeat_interleave(num_choices)
-        expanded_mask = middle_mask.repeat_interleave(num_choices, dim=0)
-        start = (prefix_lengths + middle.shape[1]).repeat_interleave(num_choices)
-        choice_output = decoder(
-            input_ids=flat_ids[:, :-1], attention_mask=torch.cat([expanded_mask, flat_mask[:, :-1]], dim=1),
-            position_ids=_positions(start, length - 1), **with_cache(decoder, cache), use_cache=False,
-        )
-        # Cross-entropy over the vocabulary avoids materialising a second [B*C, L-1, V] tensor.
-        rest = -F.cross_entropy(
-            choice_output.logits.float().transpose(1, 2), flat_ids[:, 1:], reduction="none"
-        )
-        token_logprobs.append(rest.reshape(batch, num_choices, length - 1))
+        past_mask = middle_mask.bool()
+        rest = _score_later_tokens(decoder, cache, past_mask, prefix_lengths + middle.shape[1], choice_ids, choice_mask)
+        token_logprobs.append(rest[:, :, 1:])
 
     logprobs = torch.cat(token_logprobs, dim=-1) * choice_mask
     counts = choice_mask.sum(-1)
     scores = logprobs.sum(-1) / counts.clamp(min=1)
     scores = scores.masked_fill(~choice_valid, float("-inf"))
     return ChoiceScores(scores=scores, token_counts=counts, answer_hidden=answer_hidden)
+
+
+def _pack_choices(choice_ids: torch.Tensor, choice_mask: torch.Tensor):
+    """Lay the input tokens of all C choices of a question side by side in one row.
+
+    A choice of L_c tokens contributes its first L_c - 1 tokens as inputs; input j predicts token
+    j + 1. Returns ``ids``, ``owner`` (choice index, -1 for padding), ``local`` (j) and ``target``
+    (the predicted token id), each ``[B, R]``, where R is the longest packed row.
+    """
+    batch, num_choices, _ = choice_ids.shape
+    inputs_per_choice = (choice_mask.sum(-1) - 1).clamp(min=0).tolist()
+    width = max(sum(row) for row in inputs_per_choice)
+    ids = torch.zeros((batch, width), dtype=torch.long)
+    owner = torch.full((batch, width), -1, dtype=torch.long)
+    local = torch.zeros((batch, width), dtype=torch.long)
+    target = torch.zeros((batch, width), dtype=torch.long)
+    cpu_ids = choice_ids.cpu()
+    for row in range(batch):
+        offset = 0
+        for column in range(num_choices):
+            count = inputs_per_choice[row][column]
+            span = slice(offset, offset + count)
+            ids[row, span] = cpu_ids[row, column, :count]
+            target[row, span] = cpu_ids[row, column, 1: count + 1]
+            owner[row, span] = column
+            local[row, span] = torch.arange(count)
+            offset += count
+    device = choice_ids.device
+    return ids.to(device), owner.to(device), local.to(device), target.to(device)
+
+
+def _attention_mask_4d(decoder, allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``allowed`` [B, Q, K] (True = may attend) as the 4D mask that the decoder's attention implementation takes."""
+    mask = allowed.unsqueeze(1)
+    if getattr(decoder.config, "_attn_implementation", "sdpa") == "eager":
+        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
+    return mask
+
+
+def _score_later_tokens(decoder, cache: DynamicCache, past_mask: torch.Tensor, start: torch.Tensor,
+                        choice_ids: torch.Tensor, choice_mask: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities ``[B, C, L]`` of choice tokens 1.. (position 0 is left at 0).
+
+    All choices of a question share one packed row on top of the question's cache: a block mask
+    lets each choice token see the cached prefix, latents and suffix plus the earlier tokens of its
+    own choice only. Compared with one padded row per choice this skips the padding, which is most
+    of the work when many choices are one or two tokens long.
+    """
+    batch, num_choices, length = choice_ids.shape
+    ids, owner, local, target = _pack_choices(choice_ids, choice_mask)
+    result = torch.zeros((batch, num_choices, length), device=choice_ids.device)
+    if ids.shape[1] == 0:
+        return result
+
+    same_choice = (owner.unsqueeze(2) == owner.unsqueeze(1)) & (owner.unsqueeze(2) >= 0)
+    causal = local.unsqueeze(2) >= local.unsqueeze(1)
+    packed_allowed = same_choice & causal
+    # Padding queries see the cached tokens only, so that no attention row is empty.
+    past_allowed = past_mask.unsqueeze(1).expand(-1, ids.shape[1], -1)
+    allowed = torch.cat([past_allowed, packed_allowed], dim=2)
+    dtype = decoder.get_input_embeddings().weight.dtype
+
+    output = decoder(
+        input_ids=ids, attention_mask=_attention_mask_4d(decoder, allowed, dtype),
+        position_ids=start.unsqueeze(1) + local, **with_cache(decoder, cache), use_cache=False,
+    )
+    logprobs = -F.cross_entropy(output.logits.float().transpose(1, 2), target, reduction="none")
+
+    rows, slots = torch.nonzero(owner >= 0, as_tuple=True)
+    return result.index_put((rows, owner[rows, slots], local[rows, slots] + 1), logprobs[rows, slots])
 
 
 def teacher_hidden_states(decoder, teacher_ids: torch.Tensor, teacher_mask: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,184 @@
+"""Training and inference throughput of the latent reasoner, with peak memory; writes benchmarks/train.md.
+
+    flock /tmp/kgreason-cpu.lock python benchmarks/train.py                       # default config
+    flock /tmp/kgreason-cpu.lock python benchmarks/train.py --config configs/gemma.yaml --output benchmarks/train-gemma.md
+
+Training: optimiser steps of the configured batch size and accumulation on real CSQA IH-train
+questions with their CoS-E segment targets; the first step is a warm-up and not timed. The epoch
+estimate is 8,500 IH-train questions divided by the measured questions per second (dev evaluation
+time not included). Inference: ``Predictor.predict`` on IH-dev questions after one warm-up batch.
+
+Graphs come from the built graph store when ``graph_data/<graph.name>`` exists (``--graphs
+retrieved``); otherwise, or with ``--graphs synthetic``, synthetic graphs of ``--nodes`` nodes with
+the retrieval contract's fields stand in, so the numbers measure the model and not retrieval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from kgreason.config import load_config  # noqa: E402
+from kgreason.data import load_examples, locator_from_config  # noqa: E402
+from kgreason.io import atomic_write_text  # noqa: E402
+from kgreason.model.backbones import load_backbone  # noqa: E402
+from kgreason.model.inputs import InputBuilder  # noqa: E402
+from kgreason.model.predictor import Predictor  # noqa: E402
+from kgreason.model.reasoner import LatentReasoner  # noqa: E402
+from kgreason.model.synthetic import SyntheticGraphSource  # noqa: E402
+from kgreason.runtime import resolve_device, set_seed, set_threads, setup_logging  # noqa: E402
+from kgreason.training.data import build_question_set  # noqa: E402
+
+IH_TRAIN_QUESTIONS = 8500
+EPOCH_TARGET_MINUTES = 45.0
+INFERENCE_TARGET = 5.0
+
+
+def peak_memory_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def graph_source_for(config, kind: str, nodes: int):
+    if kind == "retrieved" or (kind == "auto" and (ROOT / config.graph.dir / config.graph.name).is_dir()):
+        from kgreason.model.graphs import RetrievedGraphSource
+
+        return RetrievedGraphSource(config), "retrieved"
+    return SyntheticGraphSource(num_nodes=nodes), f"synthetic, {nodes} nodes"
+
+
+def measure_training(config, reasoner, builder, question_set, steps: int, device) -> dict:
+    parameters = [p for p in reasoner.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=config.train.lr)
+    batch_size, accumulation = config.train.batch_size, config.train.grad_accum
+    reasoner.train()
+
+    timings, cursor = [], 0
+    for step in range(steps + 1):
+        started = time.perf_counter()
+        for _ in range(accumulation):
+            indices = [(cursor + offset) % len(question_set) for offset in range(batch_size)]
+            cursor += batch_size
+            batch = question_set.batch(indices, builder, config.distill.mode).to(device)
+            output = reasoner(batch)
+            (output.loss / accumulation).backward()
+        torch.nn.utils.clip_grad_norm_(parameters, config.train.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if step > 0:
+            timings.append(time.perf_counter() - started)
+
+    seconds_per_step = sum(timings) / len(timings)
+    questions_per_s = batch_size * accumulation / seconds_per_step
+    return {
+        "seconds_per_step": seconds_per_step, "questions_per_s": questions_per_s,
+        "epoch_minutes": IH_TRAIN_QUESTIONS / questions_per_s / 60, "latent_norm": float(output.latent_norms.mean()),
+    }
+
+
+def measure_inference(config, reasoner, question_set, graph_source, device, questions: int) -> dict:
+    predictor = Predictor(reasoner, config, graph_source, device=device)
+    examples, graphs = question_set.examples, question_set.graphs
+    batch_size = config.train.eval_batch_size
+    predictor.predict(examples[:batch_size], graphs[:batch_size])
+
+    started = time.perf_counter()
+    predictions = predictor.predict(examples[:questions], graphs[:questions])
+    elapsed = time.perf_counter() - started
+    correct = sum(p.prediction == e.answer_index for p, e in zip(predictions, examples))
+    return {"questions_per_s": len(predictions) / elapsed, "questions": len(predictions),
+            "untrained_accuracy": correct / len(predictions)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default=str(ROOT / "configs/default.yaml"))
+    parser.add_argument("--steps", type=int, default=6, help="timed optimiser steps (after one warm-up step)")
+    parser.add_argument("--questions", type=int, default=96, help="IH-dev questions scored for inference speed")
+    parser.add_argument("--graphs", choices=("auto", "retrieved", "synthetic"), default="auto")
+    parser.add_argument("--nodes", type=int, default=100, help="nodes per synthetic graph")
+    parser.add_argument("--output", default=str(ROOT / "benchmarks/train.md"))
+    parser.add_argument("overrides", nargs="*", metavar="key=value")
+    args = parser.parse_args()
+
+    setup_logging(-1)
+    config = load_config(args.config, args.overrides)
+    threads = set_threads(config.runtime.num_threads)
+    set_seed(config.runtime.seed)
+    device = resolve_device(config.runtime.device)
+
+    locator = locator_from_config(config)
+    graph_source, graph_kind = graph_source_for(config, args.graphs, args.nodes)
+    train_examples = load_examples("csqa", "ih-train", locator, max_examples=64)
+    dev_examples = load_examples("csqa", "ih-dev", locator, max_examples=args.questions)
+    train_set = build_question_set(train_examples, graph_source.graphs_for(train_examples, progress=False), config, True)
+    dev_set = build_question_set(dev_examples, graph_source.graphs_for(dev_examples, progress=False), config, False)
+
+    started = time.perf_counter()
+    backbone = load_backbone(config.model.decoder, config.model.gguf_file, config.model.dtype)
+    load_seconds = time.perf_counter() - started
+    reasoner = LatentReasoner(config, backbone, graph_source.num_relations, graph_source.node_feature_dim).to(device)
+    builder = InputBuilder(backbone.tokenizer, config.model.max_question_tokens)
+
+    training = measure_training(config, reasoner, builder, train_set, args.steps, device)
+    inference = measure_inference(config, reasoner, dev_set, graph_source, device, args.questions)
+    peak = peak_memory_mib(device)
+
+    command = "flock /tmp/kgreason-cpu.lock python benchmarks/train.py " + " ".join(sys.argv[1:])
+    rows = [
+        ("decoder", f"{backbone.backbone_id} (frozen{', LoRA' if config.model.lora else ''})"),
+        ("K latents / GNN", f"{config.model.num_latents} / {config.model.gnn_layers} layers x {config.model.gnn_hidden}"),
+        ("graphs", graph_kind),
+        ("distillation", f"{config.distill.mode} ({config.distill.loss})"),
+        ("token-embedding norm / latent norm", f"{backbone.token_embedding_norm:.3f} / {training['latent_norm']:.3f}"),
+        ("decoder load", f"{load_seconds:.1f} s"),
+        ("training step", f"{training['seconds_per_step']:.2f} s for {config.train.batch_size} x "
+                          f"{config.train.grad_accum} questions (mean of {args.steps})"),
+        ("training throughput", f"{training['questions_per_s']:.2f} questions/s"),
+        ("epoch of CSQA IH-train (8,500)", f"{training['epoch_minutes']:.1f} min (target <= {EPOCH_TARGET_MINUTES:.0f})"),
+        ("inference throughput (warm)", f"{inference['questions_per_s']:.2f} five-choice questions/s over "
+                                        f"{inference['questions']} IH-dev questions, batch {config.train.eval_batch_size} "
+                                        f"(target >= {INFERENCE_TARGET:.0f})"),
+        ("peak memory", f"{peak:,.0f} MiB ({'CUDA allocated' if device.type == 'cuda' else 'process RSS'})"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    print("\n".join(f"{name.ljust(width)}  {value}" for name, value in rows))
+
+    machine = (f"{cpu_name()}, {os.cpu_count()} cores, {threads} torch threads, device {device}, "
+               f"torch {torch.__version__}, Python {platform.python_version()}")
+    table = "\n".join(f"| {name} | {value} |" for name, value in rows)
+    text = (
+        "# Latent reasoner throughput\n\n"
+        f"Written by `benchmarks/train.py`. Command: `{command}`\n\n"
+        f"Machine: {machine}. Config: `{Path(args.config).name}` {' '.join(args.overrides)}\n\n"
+        "| measure | value |\n|---|---|\n" + table + "\n"
+    )
+    atomic_write_text(args.output, text)
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
