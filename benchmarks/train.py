@@ -141,7 +141,7 @@ def main() -> None:
     backbone = load_backbone(config.model.decoder, config.model.gguf_file, config.model.dtype)
     load_seconds = time.perf_counter() - started
     reasoner = LatentReasoner(config, backbone, graph_source.num_relations, graph_source.node_feature_dim).to(device)
-    builder = InputBuilder(backbone.tokenizer, config.model.max_question_tokens)
+    builder = InputBuilder.from_config(backbone.tokenizer, config)
 
     training = measure_training(config, reasoner, builder, train_set, args.steps, device)
     inference = measure_inference(config, reasoner, dev_set, graph_source, device, args.questions)

@@ -55,7 +55,7 @@ def tiny_config(*overrides: str):
 
 def make_batch(reasoner, source, examples=None, targets=None, explanations=False):
     examples = examples or make_examples()
-    builder = InputBuilder(reasoner.tokenizer, reasoner.config.model.max_question_tokens)
+    builder = InputBuilder.from_config(reasoner.tokenizer, reasoner.config)
     mask = torch.ones(len(examples), dtype=torch.bool) if (targets is not None or explanations) else None
     return builder.collate(
         [e.question for e in examples], [list(e.choice_texts) for e in examples], source.graphs_for(examples),
@@ -346,3 +346,24 @@ def test_eager_attention_scores_match_sdpa(backbone, source):
             reasoner.decoder.config._attn_implementation = "sdpa"
 
     torch.testing.assert_close(eager, sdpa, rtol=0, atol=1e-4)
+
+
+def test_prefix_lists_choices_only_when_asked(backbone):
+    hidden = InputBuilder(backbone.tokenizer, show_choices=False)
+    shown = InputBuilder(backbone.tokenizer, show_choices=True)
+    question, choices = QUESTIONS[0][0], QUESTIONS[0][1]
+
+    hidden_text = backbone.tokenizer.decode(hidden.prefix_ids(question, choices))
+    shown_text = backbone.tokenizer.decode(shown.prefix_ids(question, choices))
+
+    assert "mountain top" not in hidden_text
+    assert "Choices: ocean; desert; library; mountain top; oven" in shown_text
+    assert hidden_text.endswith("\nHint:")
+    assert shown_text.startswith("Question: Where would you most likely find a jellyfish?")
+
+
+def test_long_question_truncated(backbone):
+    builder = InputBuilder(backbone.tokenizer, max_question_tokens=32)
+    ids = builder.prefix_ids("why " * 5000, ["yes", "no"])
+
+    assert len(ids) <= 32 + len(builder.open_ids)

@@ -35,7 +35,7 @@ def forward_real_question(decoder: str):
     torch.manual_seed(0)
     reasoner = LatentReasoner(config, backbone, source.num_relations, source.node_feature_dim).eval()
     graph = context_graph(torch.from_numpy(encode_texts([example.question])[0]))
-    builder = InputBuilder(backbone.tokenizer, config.model.max_question_tokens)
+    builder = InputBuilder.from_config(backbone.tokenizer, config)
     batch = builder.collate([example.question], [list(example.choice_texts)], [graph],
                             labels=[example.answer_index], ids=[example.id])
     with torch.no_grad():

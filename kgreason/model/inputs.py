@@ -2,14 +2,21 @@
 
 Every question is laid out for the decoder as
 
-    [BOS] Question: {question}\\nChoices: {choice 1}; {choice 2}; ...\\nThoughts: [   <- prefix (token ids)
-    l_1 ... l_K                                                                     <- latent vectors
-    ]\\nAnswer:                                                                      <- suffix (token ids)
-     {choice text}                                                                  <- scored continuation
+    [BOS] Question: {question}[\\nChoices: {choice 1}; {choice 2}; ...]\\nHint:   <- prefix (token ids)
+    l_1 ... l_K                                                                <- latent vectors
+    \\nAnswer:                                                                  <- suffix (token ids)
+     {choice text}                                                             <- scored continuation
 
-so the latent vectors sit between the question (with its choices) and the answer prompt, bracketed
-by the marker texts ``LATENT_OPEN`` and ``LATENT_CLOSE``. In CODI distillation the teacher reads the
-written explanation in place of the latents.
+so the latent vectors sit between the question and the answer prompt, bracketed by the marker
+texts ``LATENT_OPEN`` and ``LATENT_CLOSE``. The choice list is included with
+``model.show_choices=true``. In CODI distillation the teacher reads the written explanation in
+place of the latents.
+
+Measured with the frozen SmolLM2-135M-Instruct on the first 200 CSQA IH-dev questions, no latents
+(K = 0), choices scored by mean log-likelihood: "Question: q\\nHint:" + "\\nAnswer:" 32.0%,
+"Question: q" + "\\nAnswer:" 30.5%, "...\\nThoughts: [" + "]\\nAnswer:" 25.5%, and with the choice
+list 22.5% (chance 20%; standard error about 3.3 points). Hence these markers, and no choice list
+by default.
 """
 
 from __future__ import annotations
@@ -20,8 +27,8 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch_geometric.data import Batch, Data
 
-LATENT_OPEN = "\nThoughts: ["
-LATENT_CLOSE = "]\nAnswer:"
+LATENT_OPEN = "\nHint:"
+LATENT_CLOSE = "\nAnswer:"
 MIN_QUESTION_TOKENS = 8
 MAX_CHOICE_TOKENS = 24
 MAX_EXPLANATION_TOKENS = 64
@@ -85,9 +92,14 @@ def format_question(question: str, choices: Sequence[str]) -> str:
 class InputBuilder:
     """Tokenise questions, choices and explanations into the layout above."""
 
-    def __init__(self, tokenizer, max_question_tokens: int = 160):
+    @classmethod
+    def from_config(cls, tokenizer, config) -> "InputBuilder":
+        return cls(tokenizer, config.model.max_question_tokens, config.model.show_choices)
+
+    def __init__(self, tokenizer, max_question_tokens: int = 160, show_choices: bool = False):
         self.tokenizer = tokenizer
         self.max_question_tokens = max_question_tokens
+        self.show_choices = show_choices
         self.pad_id = tokenizer.pad_token_id
         self.open_ids = self._encode(LATENT_OPEN)
         self.suffix_ids = self._encode(LATENT_CLOSE)
@@ -98,7 +110,8 @@ class InputBuilder:
     def prefix_ids(self, question: str, choices: Sequence[str]) -> list[int]:
         """Token ids up to and including LATENT_OPEN; the question is cut to ``max_question_tokens``."""
         question_ids = self._encode(format_question(question, []), special=True)
-        choice_ids = self._encode(format_question("", choices)[len("Question: "):]) if choices else []
+        shown = choices if self.show_choices else []
+        choice_ids = self._encode(format_question("", shown)[len("Question: "):]) if shown else []
         room = max(self.max_question_tokens - len(choice_ids), MIN_QUESTION_TOKENS)
         return question_ids[:room] + choice_ids + self.open_ids
 

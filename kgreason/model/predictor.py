@@ -86,7 +86,7 @@ class Predictor:
         self.reasoner = reasoner.to(device).eval()
         self.config = config
         self.device = torch.device(device)
-        self.builder = InputBuilder(reasoner.tokenizer, config.model.max_question_tokens)
+        self.builder = InputBuilder.from_config(reasoner.tokenizer, config)
         self._graph_source = graph_source
         self.metadata = metadata or {}
 

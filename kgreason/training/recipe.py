@@ -123,7 +123,7 @@ class TrainingRecipe:
                                                   cache_dir(config.data.cache_dir))
         self.reasoner = LatentReasoner(config, backbone, self.graph_source.num_relations,
                                        self.graph_source.node_feature_dim).to(device)
-        self.builder = InputBuilder(backbone.tokenizer, config.model.max_question_tokens)
+        self.builder = InputBuilder.from_config(backbone.tokenizer, config)
         parameters = [parameter for parameter in self.reasoner.parameters() if parameter.requires_grad]
         logger.info("trainable weights: %d; decoder %s frozen%s", sum(p.numel() for p in parameters),
                     backbone.backbone_id, " with LoRA adapters" if config.model.lora else "")
