@@ -113,6 +113,19 @@ def measure_inference(config, reasoner, question_set, graph_source, device, ques
             "untrained_accuracy": correct / len(predictions)}
 
 
+HEADER = "# Latent reasoner throughput\n\nWritten by `benchmarks/train.py`, one section per config.\n"
+
+
+def write_section(path: Path, name: str, section: str) -> None:
+    """Replace the section ``## name`` of ``path`` (or append it), keeping the other sections."""
+    text = path.read_text(encoding="utf-8") if path.is_file() else HEADER
+    parts = text.split("\n## ")
+    head, sections = parts[0], parts[1:]
+    kept = ["## " + part for part in sections if part.split("\n", 1)[0].strip() != name]
+    ordered = sorted([*kept, section.rstrip("\n") + "\n"], key=lambda block: block.split("\n", 1)[0] != f"## default")
+    atomic_write_text(path, head.rstrip("\n") + "\n\n" + "\n".join(block.rstrip("\n") + "\n" for block in ordered))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default=str(ROOT / "configs/default.yaml"))
@@ -170,13 +183,13 @@ def main() -> None:
     machine = (f"{cpu_name()}, {os.cpu_count()} cores, {threads} torch threads, device {device}, "
                f"torch {torch.__version__}, Python {platform.python_version()}")
     table = "\n".join(f"| {name} | {value} |" for name, value in rows)
-    text = (
-        "# Latent reasoner throughput\n\n"
-        f"Written by `benchmarks/train.py`. Command: `{command}`\n\n"
+    section = (
+        f"## {Path(args.config).stem}\n\n"
+        f"Command: `{command}`\n\n"
         f"Machine: {machine}. Config: `{Path(args.config).name}` {' '.join(args.overrides)}\n\n"
         "| measure | value |\n|---|---|\n" + table + "\n"
     )
-    atomic_write_text(args.output, text)
+    write_section(Path(args.output), Path(args.config).stem, section)
     print(f"wrote {args.output}")
 
 
