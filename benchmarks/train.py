@@ -4,7 +4,7 @@
     flock /tmp/kgreason-cpu.lock python benchmarks/train.py --config configs/gemma.yaml --output benchmarks/train-gemma.md
 
 Training: optimiser steps of the configured batch size and accumulation on real CSQA IH-train
-questions with their CoS-E segment targets; the first step is a warm-up and not timed. The epoch
+questions with their CoS-E segment targets. The first step is a warm-up and is not timed. The epoch
 estimate is 8,500 IH-train questions divided by the measured questions per second (dev evaluation
 time not included). Inference: ``Predictor.predict`` on IH-dev questions after one warm-up batch.
 

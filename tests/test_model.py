@@ -175,7 +175,8 @@ def test_segment_bounds_ordered_and_nonempty():
     pooled = pool_segments(torch.eye(4), 2)
     assert pooled.shape == (2, 4)
     torch.testing.assert_close(pooled.norm(dim=-1), torch.ones(2))
-    assert pooled[0, 2] == 0 and pooled[1, 0] == 0
+    assert pooled[0, 2] == 0
+    assert pooled[1, 0] == 0
 
 
 def test_distillation_loss_falls(backbone, source):

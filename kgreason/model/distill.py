@@ -1,7 +1,7 @@
 """Explanation distillation: targets for the latent vectors and the losses that pull them there.
 
-segments mode: the frozen sentence encoder reads the explanation; its token states (special
-tokens dropped) are split into K contiguous, ordered segments and each segment is mean-pooled and
+segments mode: the frozen sentence encoder reads the explanation. Its token states (special
+tokens dropped) are split into K contiguous, ordered segments, and each segment is mean-pooled and
 L2-normalised, so latent k stands for the k-th part of the written reasoning. A readout head maps
 each latent into the encoder space. Targets are computed once per text list and cached on disk,
 keyed by the SHA-256 of the texts, the encoder name and K.

@@ -82,7 +82,7 @@ class ReasonerBatch:
 
 
 def format_question(question: str, choices: Sequence[str]) -> str:
-    """The question text the decoder reads, choices included when there are any."""
+    """Format the question text that the decoder reads, with a choice list when ``choices`` is not empty."""
     text = f"Question: {question.strip()}"
     if choices:
         text += "\nChoices: " + "; ".join(choice.strip() for choice in choices)

@@ -31,7 +31,7 @@ from kgreason.runtime import cache_dir, resolve_device
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "resources" / "default_model"
-"""Where the shipped default model lives (a checkpoint folder inside the package)."""
+"""Folder of the shipped default model (a checkpoint folder inside the package)."""
 
 
 @dataclass
@@ -96,7 +96,7 @@ class Predictor:
         """Load a checkpoint folder (None: the shipped default model) with optional config overrides.
 
         Overrides may change runtime and evaluation settings but not the architecture (decoder, K, GNN
-        sizes); a checkpoint that does not fit the decoder or graph schema in use raises
+        sizes). A checkpoint that does not fit the decoder or graph schema in use raises
         CheckpointMismatchError naming both sides.
         """
         folder = Path(path) if path is not None else DEFAULT_MODEL_DIR

@@ -34,7 +34,7 @@ class EmptyGraphError(ValueError):
 
 @dataclass
 class ReasonerOutput:
-    """What ``LatentReasoner.forward`` returns."""
+    """Output of ``LatentReasoner.forward``."""
 
     loss: torch.Tensor
     """Scalar: answer_loss + distill.weight * distill_loss."""

@@ -43,7 +43,7 @@ class ChoiceScores:
 
 @functools.lru_cache(maxsize=8)
 def _cache_argument(model_class: type) -> str:
-    """The forward argument that takes a KV cache: ``cache`` from transformers 5.25, ``past_key_values`` before."""
+    """Return the forward argument that takes a KV cache: ``cache`` in transformers 5.25, else ``past_key_values``."""
     return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
 
 

@@ -1,8 +1,8 @@
 """Synthetic question graphs with the retrieval contract's fields, for tests and benchmarks without a graph store.
 
-Each graph is a seeded function of its question text: node 0 is the context node, then question
-concepts, choice concepts and other nodes, with random unit-norm features and typed edges in both
-directions (reverse relation ids in the second half of the relation range, as in the schema).
+Each graph is a seeded function of its question text. Node 0 is the context node, followed by
+question concepts, choice concepts and other nodes, all with random unit-norm features. Typed edges
+run in both directions, and here the reverse relation ids are the second half of the relation range.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class SyntheticSchema:
 
 def synthetic_graph(question: str, num_choices: int, num_nodes: int = 12, feature_dim: int = 384,
                     num_relations: int = SYNTHETIC_NUM_RELATIONS) -> Data:
-    """A contract-shaped question graph of ``num_nodes`` >= 1 nodes, seeded by ``question``."""
+    """Build a contract-shaped question graph of ``num_nodes`` >= 1 nodes, seeded by ``question``."""
     seed = int.from_bytes(hashlib.sha256(question.encode("utf-8")).digest()[:8], "little")
     generator = torch.Generator().manual_seed(seed)
 
@@ -75,7 +75,7 @@ def synthetic_graph(question: str, num_choices: int, num_nodes: int = 12, featur
 
 
 class SyntheticGraphSource:
-    """A graph source (see ``kgreason.model.graphs``) that builds synthetic graphs instead of retrieving them."""
+    """Graph source (see ``kgreason.model.graphs``) that builds synthetic graphs instead of retrieving them."""
 
     def __init__(self, num_nodes: int = 12, feature_dim: int = 384, schema: SyntheticSchema | None = None):
         self.schema = schema or SyntheticSchema()

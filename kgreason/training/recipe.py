@@ -6,9 +6,9 @@ Run folder (``train.out_dir``):
 - ``log.csv``: one row per ``train.log_every`` optimiser steps and one per evaluation;
 - ``best/``: the checkpoint with the highest dev accuracy so far;
 - ``last/``: the latest checkpoint plus ``resume.pt`` (optimiser, scheduler, RNG states and the
-  position in the epoch), written every ``train.save_every`` steps, at the end of every epoch and
-  when the run is interrupted, so that a new run with ``train.resume=true`` continues from the same
-  step and batch;
+  position in the epoch). It is written every ``train.save_every`` steps, at the end of every epoch
+  and when the run is interrupted. A new run with ``train.resume=true`` continues from there, at
+  the same step and batch;
 - ``metrics.json``: the final summary.
 
 Under torchrun every process trains on its own share of each batch order (DDP averages the
@@ -54,7 +54,7 @@ RESUME_FILE = "resume.pt"
 
 @dataclass
 class TrainResult:
-    """Where a finished run left its outputs."""
+    """Outcome of a finished run and the paths of its outputs."""
 
     run_dir: Path
     steps: int
