@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
 
 from kgreason.config import Config, save_config
 from kgreason.data import load_examples, locator_from_config
@@ -224,6 +225,8 @@ class TrainingRecipe:
         config = self.config.train
         window = _Window()
         self.model.train()
+        progress = tqdm(total=self.total_steps, initial=self.position.step, desc="training steps", unit="step",
+                        disable=not self.process.is_main, dynamic_ncols=True)
 
         while self.position.step < self.total_steps and self.position.epoch < config.epochs:
             epoch = self.position.epoch
@@ -247,6 +250,7 @@ class TrainingRecipe:
                 self._optimizer_step()
                 micro = 0
                 self.position = Position(self.position.step + 1, epoch, batch_index, _rng_state())
+                progress.update(1)
                 step = self.position.step
                 if step % config.log_every == 0:
                     self._log_window(window)
@@ -260,6 +264,7 @@ class TrainingRecipe:
                 self._log_window(window)
             self._evaluate_and_keep_best()
             self._save_last()
+        progress.close()
 
     def _forward_backward(self, batch, micro_batches: int, sync: bool):
         context = self.model.no_sync() if (self.process.distributed and not sync) else _nullcontext()
