@@ -291,6 +291,8 @@ def test_save_load_same_scores(checkpoint, backbone, source):
     assert all(abs(sum(p.probabilities) - 1) < 1e-5 for p in predictions)
     assert predictions[0].latents.shape == (2, backbone.hidden_size)
     assert predictions[0].num_nodes == 10
+    assert predictions[0].readout.shape == (2, 384)
+    torch.testing.assert_close(predictions[0].readout.norm(dim=-1), torch.ones(2))
     assert predictor.predict([]) == []
 
 

@@ -55,6 +55,11 @@ class Prediction:
 
     latent_norms: list[float]
     num_nodes: int
+    readout: torch.Tensor | None = None
+    """[K, D] each latent mapped into the sentence-encoder space by the readout head, L2-normalised;
+    nearest neighbours among encoded explanations or graph facts say what a latent stands for.
+    None when the model has no readout head (distill.mode codi or none)."""
+
     question_concepts: list[str] = field(default_factory=list)
     choice_concepts: list[list[str]] = field(default_factory=list)
 
@@ -162,6 +167,9 @@ class Predictor:
         ).to(self.device)
         output = self.reasoner(batch)
         scores = output.choice_scores.float().cpu()
+        readout = None
+        if self.reasoner.readout is not None:
+            readout = torch.nn.functional.normalize(self.reasoner.readout(output.latents.float()), dim=-1).cpu()
         predictions = []
         for row, (example, graph) in enumerate(zip(examples, graphs)):
             count = len(example.choice_texts)
@@ -173,6 +181,7 @@ class Predictor:
                 prediction=int(row_scores.argmax()) if count else None,
                 latents=output.latents[row].detach().float().cpu(),
                 latent_norms=output.latent_norms[row].cpu().tolist(), num_nodes=int(graph.num_nodes),
+                readout=None if readout is None else readout[row],
                 question_concepts=list(getattr(graph, "question_concepts", []) or []),
                 choice_concepts=[list(c) for c in (getattr(graph, "choice_concepts", []) or [])],
             ))
