@@ -126,6 +126,47 @@ def write_section(path: Path, name: str, section: str) -> None:
     atomic_write_text(path, head.rstrip("\n") + "\n\n" + "\n".join(block.rstrip("\n") + "\n" for block in ordered))
 
 
+def summarise_run(run_dir: Path, output: Path, note: str | None = None) -> None:
+    """Write the throughput and dev accuracy of a finished training run as the section ``run <name>``."""
+    import json
+
+    from kgreason.training.log import read_log
+
+    rows = read_log(run_dir / "log.csv")
+    train_rows = [row for row in rows if row["loss"]]
+    # A dict keeps one evaluation per step (runs before the fix evaluated the last step twice).
+    dev_rows = list({int(row["step"]): float(row["dev_accuracy"]) for row in rows if row["dev_accuracy"]}.items())
+    # Rows after the first 5 skip the warm-up steps, whose times include the first decoder passes.
+    steady = [float(row["questions_per_s"]) for row in train_rows[5:]] or [float(row["questions_per_s"]) for row in train_rows]
+    checkpoint = json.loads((run_dir / "best" / "checkpoint.json").read_text(encoding="utf-8"))
+    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    elapsed = max(float(row["elapsed_s"]) for row in train_rows)
+    config = checkpoint["config"]
+
+    table_rows = [
+        ("decoder", f"{checkpoint['backbone_id']} (frozen{', LoRA' if config['model']['lora'] else ''})"),
+        ("data", f"{config['data']['dataset']} {config['data']['train_split']}: {metrics['train_questions']:,} questions, "
+                 f"dev {config['data']['dev_split']}: {metrics['dev_questions']:,}"),
+        ("steps / effective batch", f"{metrics['steps']} / {metrics['effective_batch_size']}"),
+        ("training throughput", f"{sum(steady) / len(steady):.2f} questions/s (mean of {len(steady)} log rows)"),
+        ("training time", f"{elapsed / 60:.1f} min of training loop up to the last logged step (mid-run dev evaluations included)"),
+        ("dev accuracy by step", ", ".join(f"{step}: {value:.4f}" for step, value in dev_rows)),
+        ("best dev accuracy", f"{metrics['best_dev_accuracy']:.4f}"),
+        ("latent norm / token-embedding norm", f"{train_rows[-1]['latent_norm']} / {train_rows[-1]['token_embedding_norm']}"),
+    ]
+    table = "\n".join(f"| {name} | {value} |" for name, value in table_rows)
+    name = f"run {run_dir.name}"
+    section = (
+        f"## {name}\n\n"
+        f"Summary of `{run_dir.name}/log.csv`, written by `python benchmarks/train.py --run {run_dir}`. "
+        f"Machine: {cpu_name()}, {os.cpu_count()} cores.\n\n"
+        "| measure | value |\n|---|---|\n" + table + "\n"
+        + (f"\n{note}\n" if note else "")
+    )
+    write_section(output, name, section)
+    print(section)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default=str(ROOT / "configs/default.yaml"))
@@ -134,8 +175,14 @@ def main() -> None:
     parser.add_argument("--graphs", choices=("auto", "retrieved", "synthetic"), default="auto")
     parser.add_argument("--nodes", type=int, default=100, help="nodes per synthetic graph")
     parser.add_argument("--output", default=str(ROOT / "benchmarks/train.md"))
+    parser.add_argument("--run", metavar="RUN_DIR", help="summarise a finished training run's log.csv instead")
+    parser.add_argument("--note", help="with --run: a paragraph printed under the run's table")
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     args = parser.parse_args()
+
+    if args.run:
+        summarise_run(Path(args.run), Path(args.output), args.note)
+        return
 
     setup_logging(-1)
     config = load_config(args.config, args.overrides)

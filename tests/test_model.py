@@ -370,3 +370,19 @@ def test_long_question_truncated(backbone):
     ids = builder.prefix_ids("why " * 5000, ["yes", "no"])
 
     assert len(ids) <= 32 + len(builder.open_ids)
+
+
+def test_score_one_question_matches_predict(checkpoint, backbone, source):
+    folder, scores = checkpoint
+    predictor = Predictor.from_checkpoint(folder, graph_source=source, backbone=backbone)
+    question, choices = QUESTIONS[1][0], QUESTIONS[1][1]
+
+    prediction = predictor.score(question, choices)
+
+    torch.testing.assert_close(torch.tensor(prediction.choice_scores), scores[1], rtol=0, atol=1e-5)
+    assert prediction.choices == choices
+    assert prediction.predicted_text in choices
+    with pytest.raises(ValueError, match="empty"):
+        predictor.score("   ", choices)
+    with pytest.raises(ValueError, match="no choices"):
+        predictor.score(question, [])

@@ -132,3 +132,12 @@ def test_train_cli_bad_override_one_line(tmp_path):
     assert completed.returncode == 2
     assert "model.graph_input" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def test_eval_every_evaluates_each_step_once(tmp_path, backbone):
+    config = tiny_config(tmp_path / "run", "train.eval_every=2")
+    train(config, graph_source=SyntheticGraphSource(), backbone=backbone)
+
+    rows = read_log(tmp_path / "run" / "log.csv")
+    evaluated = [int(row["step"]) for row in rows if row["dev_accuracy"]]
+    assert evaluated == [2, 4]

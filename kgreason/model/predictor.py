@@ -78,6 +78,15 @@ class Prediction:
         }
 
 
+@dataclass
+class _Question:
+    """A question without a dataset record, in the shape ``Predictor.predict`` reads."""
+
+    question: str
+    choice_texts: list[str]
+    id: str | None = None
+
+
 def iter_batches(items: Sequence, batch_size: int):
     for start in range(0, len(items), batch_size):
         yield items[start: start + batch_size]
@@ -186,6 +195,16 @@ class Predictor:
                 choice_concepts=[list(c) for c in (getattr(graph, "choice_concepts", []) or [])],
             ))
         return predictions
+
+    def score(self, question: str, choices: Sequence[str], graph: Data | None = None) -> Prediction:
+        """Score the ``choices`` of one question (its graph is retrieved when not given)."""
+        if not question.strip():
+            raise ValueError("the question is empty")
+        if not choices:
+            raise ValueError("no choices to score; use generate() for a free-form answer")
+        example = _Question(question=question, choice_texts=list(choices))
+        graphs = [graph] if graph is not None else [self.graph_source.graph_for(question, list(choices))]
+        return self.predict([example], graphs)[0]
 
     @torch.no_grad()
     def generate(self, question: str, graph: Data | None = None, choices: Sequence[str] = (),

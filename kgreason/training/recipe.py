@@ -147,6 +147,7 @@ class TrainingRecipe:
 
         self.position = Position()
         self.best_dev_accuracy: float | None = None
+        self.last_evaluated_step: int | None = None
         resumed = self._maybe_resume()
         self.log = CsvLog(self.run_dir / "log.csv", resume_step=self.position.step if resumed else -1)
         if self.process.is_main:
@@ -310,6 +311,10 @@ class TrainingRecipe:
         return broadcast_object(accuracy_value, self.process)
 
     def _evaluate_and_keep_best(self) -> None:
+        # The end of an epoch can fall on a step that eval_every has just evaluated.
+        if self.last_evaluated_step == self.position.step:
+            return
+        self.last_evaluated_step = self.position.step
         started = time.perf_counter()
         dev_accuracy = self.evaluate()
         if dev_accuracy is None:
