@@ -297,6 +297,12 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
 
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str):
+        # YAML 1.1 reads "3e-4" (no dot) as a string; accept it as the number it is meant to be.
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"config key {key!r} expects float, got {value!r}") from None
     if hint is bool and not isinstance(value, bool):
         raise ConfigError(f"config key {key!r} expects bool (true or false), got {value!r}")
     if hint is int and isinstance(value, bool):
