@@ -1,8 +1,8 @@
 """The one concept normaliser, applied to graph node names and to question text alike.
 
 ``normalize("Playing on the ice")`` returns ``"play ice"``: lower-case, accents stripped, split into
-words, each word lemmatised offline with simplemma, and articles, pronouns, auxiliaries, common
-prepositions and other stop words removed. ConceptNet 4 stores its concepts already in this shape
+words, each word lemmatised offline (simplemma, checked against lemminflect's dictionary), and
+articles, pronouns, auxiliaries, common prepositions and other stop words removed. ConceptNet 4 stores its concepts already in this shape
 (``build``, ``price gold``), CN-100K keeps surface phrases (``play on ice``) and ATOMIC writes
 sentences; after normalisation all three meet each other and the words of a question.
 
@@ -15,9 +15,10 @@ from __future__ import annotations
 import re
 import unicodedata
 
+import lemminflect
 import simplemma
 
-NORMALISER_VERSION = 1
+NORMALISER_VERSION = 2
 
 STOP_WORDS = frozenset(
     """
@@ -51,18 +52,25 @@ _CONTRACTIONS = (
     (re.compile(r"['’](s|re|ve|ll|d|m)\b"), " "),
 )
 
-# NOTE: simplemma 2.0 lemmatises some -ing forms wrongly ("playing" -> "playe", "singing" -> "singe").
-# Node keys and question words go through the same function, so the error is the same on both sides;
-# what is lost is only the match between such a form and its correct lemma ("playing" vs "play").
-# lemminflect avoided it but changed CSQA choice coverage by less than 0.1 point.
 _lemmas: dict[str, str] = {}
 
 
 def _lemma(word: str) -> str:
-    """simplemma's English lemma of a lower-case word, memoised (a word list is small, a graph is not)."""
+    """The lemma of a lower-case word, memoised (a vocabulary is small, a graph is not).
+
+    simplemma picks the lemma, but simplemma 2.0 returns non-words for some common forms
+    ("playing" -> "playe", "singing" -> "singe", "gone" -> "gan"). lemminflect's dictionary lists
+    the valid lemmas of a word per part of speech; when it knows the word and simplemma's answer is
+    not among them, lemminflect's verb lemma is used for -ing/-ed forms and its noun lemma otherwise.
+    """
     lemma = _lemmas.get(word)
     if lemma is None:
         lemma = simplemma.lemmatize(word, lang="en").lower()
+        valid = lemminflect.getAllLemmas(word)
+        if valid and not any(lemma in lemmas for lemmas in valid.values()):
+            prefer_verb = word.endswith(("ing", "ed"))
+            order = ("VERB", "NOUN", "ADJ", "ADV") if prefer_verb else ("NOUN", "VERB", "ADJ", "ADV")
+            lemma = next((valid[pos][0] for pos in order if pos in valid), next(iter(valid.values()))[0])
         if not _WORD.fullmatch(lemma):
             lemma = word
         _lemmas[word] = lemma

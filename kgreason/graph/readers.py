@@ -71,7 +71,7 @@ class SourceReport:
     lines: int = 0
     edges: int = 0
     skipped: Counter = field(default_factory=Counter)
-    """Lines or edges skipped, by reason: malformed, non_english, none_answer, negative_label."""
+    """Lines or edges skipped, by reason: malformed, non_english, not_concept, none_answer, negative_label."""
 
     first_problem: str | None = None
 
@@ -124,12 +124,12 @@ def iter_text_lines(path: str | Path) -> Iterator[tuple[int, str]]:
 
 # --- ConceptNet 5 -------------------------------------------------------------------------------
 
-def _conceptnet5_concept(uri: str) -> str | None:
-    """``/c/en/ice_hockey/n`` -> ``ice hockey``; None for another language or a malformed URI."""
+def _conceptnet5_concept(uri: str) -> tuple[str, str] | None:
+    """``/c/en/ice_hockey/n`` -> ("en", "ice hockey"); None when ``uri`` is not a concept URI."""
     parts = uri.split("/")
-    if len(parts) < 4 or parts[1] != "c" or parts[2] != "en" or not parts[3]:
+    if len(parts) < 4 or parts[0] or parts[1] != "c" or not parts[2] or not parts[3]:
         return None
-    return parts[3].replace("_", " ")
+    return parts[2], parts[3].replace("_", " ")
 
 
 def read_conceptnet5(path: str | Path, report: SourceReport, strict: bool = True) -> Iterator[SourceEdge]:
@@ -146,14 +146,16 @@ def read_conceptnet5(path: str | Path, report: SourceReport, strict: bool = True
             continue
         _, relation, start, end, info = columns
 
-        if not start.startswith("/c/") or not end.startswith("/c/"):
-            _malformed(path, number, f"start {start!r} or end {end!r} is not a /c/ concept URI", report, strict)
+        start_concept = _conceptnet5_concept(start)
+        end_concept = _conceptnet5_concept(end)
+        if start_concept is None or end_concept is None:
+            # ExternalURL edges point at web addresses, and a few others at non-concept URIs.
+            report.skip("not_concept")
             continue
-        head = _conceptnet5_concept(start)
-        tail = _conceptnet5_concept(end)
-        if head is None or tail is None:
+        if start_concept[0] != "en" or end_concept[0] != "en":
             report.skip("non_english")
             continue
+        head, tail = start_concept[1], end_concept[1]
 
         try:
             weight = float(json.loads(info).get("weight", 1.0))

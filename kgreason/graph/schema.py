@@ -60,7 +60,7 @@ ATOMIC_RELATIONS: dict[str, str] = {
 """ATOMIC 2019 (Sap et al. 2019) and ATOMIC-2020 (Hwang et al. 2021) event relations."""
 
 CONTEXT_RELATION = "context"
-CONTEXT_TEMPLATE = "the question mentions {tail}"
+CONTEXT_TEMPLATE = "the question \"{head}\" mentions {tail}"
 
 REVERSE_SUFFIX = "_reverse"
 

@@ -150,7 +150,7 @@ def write_store(output: str | Path, arrays: StoreArrays, keys: list[str], texts:
             **meta,
             "versions": {
                 "kgreason": kgreason.__version__,
-                **{package: _package_version(package) for package in ("simplemma", "numpy")},
+                **{package: _package_version(package) for package in ("simplemma", "lemminflect", "numpy")},
             },
             "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "build_seconds": round(time.time() - started, 2),
