@@ -1,8 +1,8 @@
 """Session fixtures shared by the test files: real graph stores and a private cache folder.
 
 A test that needs a graph passes ``small_graph_overrides`` (or ``default_graph_overrides``) to
-``load_config``; both point ``data.cache_dir`` at a session folder, so embeddings and question
-graphs never land in the user's cache.
+``load_config``. Both point ``data.cache_dir`` at a session folder, so embeddings and question
+graphs stay out of the user's cache.
 """
 
 from __future__ import annotations

@@ -43,7 +43,8 @@ def test_build_then_stats(toy_file, tmp_path, capsys):
 
     assert main(["stats", *overrides]) == 0
     output = capsys.readouterr().out
-    assert "atlocation" in output and "isa" in output
+    assert "atlocation" in output
+    assert "isa" in output
     assert "cn100k" in output
 
 

@@ -24,7 +24,8 @@ def conceptnet5_line(relation: str, start: str, end: str, info: str = '{"weight"
 
 CONCEPTNET5_LINES = [
     conceptnet5_line("/r/IsA", "/c/en/ice_hockey/n", "/c/en/sport"),
-    conceptnet5_line("/r/AtLocation", "/c/en/jellyfish", "/c/en/ocean/n/wn/object", '{"weight": 1.5, "dataset": "/d/x"}'),
+    conceptnet5_line("/r/AtLocation", "/c/en/jellyfish", "/c/en/ocean/n/wn/object",
+                     '{"weight": 1.5, "dataset": "/d/x"}'),
     conceptnet5_line("/r/Synonym", "/c/en/car", "/c/fr/voiture"),
     conceptnet5_line("/r/RelatedTo", "/c/de/hund", "/c/en/dog"),
     conceptnet5_line("/r/ExternalURL", "/c/en/dog", "http://dbpedia.org/resource/Dog"),

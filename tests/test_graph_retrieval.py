@@ -92,16 +92,24 @@ def test_question_graph_fields(toy_store, cache_root):
     graph = retriever.retrieve(QUESTION, CHOICES)
 
     n = graph.num_nodes
-    assert graph.x.dtype == torch.float32 and graph.x.shape == (n, 384)
+    assert graph.x.dtype == torch.float32
+    assert graph.x.shape == (n, 384)
     assert torch.allclose(graph.x.norm(dim=1), torch.ones(n), atol=1e-4)
-    assert graph.node_type.dtype == torch.long and graph.node_type.shape == (n,)
+    assert graph.node_type.dtype == torch.long
+    assert graph.node_type.shape == (n,)
     assert graph.node_choice.dtype == torch.long
-    assert graph.relevance.dtype == torch.float32 and graph.relevance[0] == 1.0
-    assert graph.edge_index.dtype == torch.long and graph.edge_index.shape[0] == 2
-    assert graph.edge_type.dtype == torch.long and graph.edge_type.shape == (graph.edge_index.shape[1],)
+    assert graph.node_choice.shape == (n,)
+    assert graph.relevance.dtype == torch.float32
+    assert graph.relevance.shape == (n,)
+    assert graph.relevance[0] == 1.0
+    assert graph.edge_index.dtype == torch.long
+    assert graph.edge_index.shape[0] == 2
+    assert graph.edge_type.dtype == torch.long
+    assert graph.edge_type.shape == (graph.edge_index.shape[1],)
     assert int(graph.edge_type.max()) < DEFAULT_SCHEMA.num_relations
     assert int(graph.edge_index.max()) < n
-    assert graph.node_id.dtype == torch.long and graph.node_id[0] == -1
+    assert graph.node_id.dtype == torch.long
+    assert graph.node_id[0] == -1
     assert graph.node_type[0] == 0
 
     # The context node carries the question embedding.
@@ -115,7 +123,9 @@ def test_question_graph_fields(toy_store, cache_root):
 
     # "desert" is 3 hops from jellyfish: the desert subgraph adds its concept and no intermediate.
     texts = node_texts(graph, toy_store)
-    assert "desert" in texts and "animal" not in texts and "camel" not in texts
+    assert "desert" in texts
+    assert "animal" not in texts
+    assert "camel" not in texts
     assert graph.node_choice[texts.index("desert")] == 1
     assert graph.choice_concepts == [["ocean"], ["desert"], []]
 
@@ -161,7 +171,8 @@ def test_no_grounded_concept_gives_context_node(toy_store, cache_root):
     assert graph.x.shape == (1, 384)
     assert graph.edge_index.shape == (2, 0)
     assert graph.node_type.tolist() == [0]
-    assert graph.question_concepts == [] and graph.choice_concepts == []
+    assert graph.question_concepts == []
+    assert graph.choice_concepts == []
 
     empty = make_retriever(toy_store, cache_root).retrieve("", ["", ""])
     assert empty.num_nodes == 1
@@ -179,7 +190,8 @@ def test_concept_in_question_and_choice_counts_as_choice(toy_store, cache_root):
     graph = make_retriever(toy_store, cache_root).retrieve("Is a jellyfish found in the ocean?", ["ocean", "desert"])
     texts = node_texts(graph, toy_store)
     ocean = texts.index("ocean")
-    assert graph.node_type[ocean] == 2 and graph.node_choice[ocean] == 0
+    assert graph.node_type[ocean] == 2
+    assert graph.node_choice[ocean] == 0
     assert graph.question_concepts == ["jellyfish", "find", "ocean"]
 
 
@@ -193,7 +205,8 @@ def test_dense_neighbours_and_fallback(toy_store, cache_root):
 
     # The choice "xyzzy" matches no n-gram, so its concept comes from the dense index.
     assert graph.choice_concepts[2] == ["PersonX swims in the ocean"]
-    assert graph.node_type[event] == 2 and graph.node_choice[event] == 2
+    assert graph.node_type[event] == 2
+    assert graph.node_choice[event] == 2
     assert ("<context>", "context", "PersonX swims in the ocean") in named_edges(graph, toy_store)
 
     strict = make_retriever(toy_store, cache_root, dense_scope="events", dense_min_score=0.99)

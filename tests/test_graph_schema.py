@@ -68,7 +68,8 @@ def test_templates_swap_for_reverse():
     assert schema.render(schema.reverse(atlocation), "ocean", "jellyfish") == "jellyfish is typically found at ocean"
     for relation in range(schema.num_relations):
         template = schema.template(relation)
-        assert "{head}" in template and "{tail}" in template
+        assert "{head}" in template
+        assert "{tail}" in template
     with pytest.raises(IndexError):
         schema.template(schema.num_relations)
 

@@ -77,7 +77,7 @@ def _sources(args: argparse.Namespace, config) -> list[GraphSource]:
 
 
 def _up_to_date(folder: Path, sources: list[GraphSource]) -> bool:
-    """Whether ``folder`` holds a valid graph built from exactly ``sources`` (same bytes)."""
+    """Check whether ``folder`` contains a valid graph built from exactly ``sources`` (same bytes)."""
     try:
         store = GraphStore.open(folder)
     except GraphStoreError:

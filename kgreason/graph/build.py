@@ -5,7 +5,7 @@ Every source edge goes through the same steps:
 1. its relation is mapped onto the schema (``RelationSchema.map_source_relation``); an unknown
    relation is counted per source and relation name, logged once at the end and dropped;
 2. head and tail are normalised (``kgreason.graph.normalize``) and become node keys, so that the same
-   concept from two sources is one node; an edge with an empty key (only stop words) is dropped;
+   concept from two sources is one node. An edge with an empty key (only stop words) is dropped;
 3. a reversed mapping swaps head and tail; an edge whose ends are the same node is a self-loop and
    is dropped;
 4. duplicate (head, relation, tail) triples are merged, keeping the largest weight and the union of
@@ -65,7 +65,7 @@ class _GraphAccumulator:
         return info
 
     def _node(self, key: str, text: str, padded: bool, kind: str) -> int:
-        """The id of node ``key``, created on first sight, keeping the best of its texts for display.
+        """Return the id of node ``key``, created on first sight, keeping the best of its texts for display.
 
         Texts that start or end with a stop word ("at bookstore", "aim at it") come last, then
         texts from sources that store lemmas (ConceptNet 4), then longer texts.

@@ -1,6 +1,6 @@
 """On-disk cache of question graphs, filled by ``python -m kgreason.graph ground`` or on demand.
 
-The cache folder is ``<cache>/question_graphs/<graph name>-<digest>/``; the digest covers the graph
+The cache folder is ``<cache>/question_graphs/<graph name>-<digest>/``. The digest covers the graph
 store checksum, the retrieval settings, the encoder, the relation schema and the retrieval
 version, so changing any of them starts a new folder instead of reusing stale graphs.
 
@@ -48,7 +48,7 @@ def question_key(question: str, choices: Sequence[str]) -> str:
 
 
 def cache_folder(retriever: SubgraphRetriever, root: Path) -> Path:
-    """The folder under ``root`` for graphs made by ``retriever`` (see the module docstring)."""
+    """Return the folder under ``root`` for graphs made by ``retriever`` (see the module docstring)."""
     identity = {
         "format": CACHE_FORMAT,
         "retrieval_version": RETRIEVAL_VERSION,
@@ -143,7 +143,7 @@ class QuestionGraphCache:
         return path
 
     def load(self, keys: Sequence[str], retriever: SubgraphRetriever) -> list[Data]:
-        """The graphs of ``keys`` (all cached), with node features from the embedding cache."""
+        """Load the graphs of ``keys`` (all cached), with node features from the embedding cache."""
         wanted: dict[str, list[tuple[int, int]]] = {}
         for index, key in enumerate(keys):
             shard_name, position = self.location[key]
@@ -182,7 +182,7 @@ def _unpack(arrays: dict[str, np.ndarray], shard: _Shard, position: int, retriev
 
 @dataclass
 class GroundReport:
-    """What one ``ground_examples`` run did."""
+    """Counts and timing of one ``ground_examples`` run."""
 
     questions: int = 0
     shards_total: int = 0
@@ -242,7 +242,7 @@ def ground_examples(retriever: SubgraphRetriever, examples: Sequence, root: Path
 
 def load_question_graphs(config, examples: Sequence, progress: bool = True,
                          retriever: SubgraphRetriever | None = None) -> list[Data]:
-    """One question graph per example, in order: read from the cache, retrieving what is missing.
+    """Return one question graph per example, in order, read from the cache; retrieve what is missing.
 
     The graphs match ``SubgraphRetriever.retrieve(example.question, example.choice_texts)``.
     """

@@ -43,7 +43,7 @@ class DenseIndex:
         return len(self.node_ids)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` nearest nodes of each query: (cosine ``[q, k]`` float32, node ids ``[q, k]`` int64).
+        """Find the ``k`` nearest nodes of each query: (cosine ``[q, k]`` float32, node ids ``[q, k]`` int64).
 
         Missing neighbours (fewer than ``k`` nodes indexed) have node id -1 and score -inf.
         """
@@ -62,7 +62,7 @@ class DenseIndex:
 
     @classmethod
     def for_store(cls, store: GraphStore, cache: EmbeddingCache, scope: str, dim: int) -> DenseIndex:
-        """The index over the nodes of ``store`` selected by ``scope`` (see DENSE_SCOPES)."""
+        """Build the index over the nodes of ``store`` selected by ``scope`` (see DENSE_SCOPES)."""
         if scope not in DENSE_SCOPES:
             raise KgreasonError(f"graph.dense_scope {scope!r} is not one of {', '.join(DENSE_SCOPES)}")
         if scope == "none":

@@ -2,8 +2,8 @@
 
 The cache for one encoder lives in ``<cache>/embeddings/<encoder>-<digest>/``, where the digest
 covers the encoder name and its maximum sequence length. Each text is keyed by the first 16 bytes
-of the SHA-256 of its UTF-8 bytes, so the cache is shared by every graph, question and run that
-embeds the same text with the same encoder, and it never goes stale when a graph is rebuilt.
+of the SHA-256 of its UTF-8 bytes. So every graph, question and run that embeds the same text with
+the same encoder shares the vector, and rebuilding a graph leaves the cache valid.
 
 New vectors are appended as chunk files (``chunk-*.npy``, a structured array of key and float32
 vector, written atomically); opening the cache reads every chunk into memory. Many small chunks
@@ -35,12 +35,12 @@ MAX_CHUNKS = 32
 
 
 def text_key(text: str) -> bytes:
-    """The cache key of ``text``: the first 16 bytes of its SHA-256."""
+    """Return the cache key of ``text``: the first 16 bytes of its SHA-256."""
     return hashlib.sha256(text.encode("utf-8")).digest()[:KEY_BYTES]
 
 
 def encoder_folder_name(name: str, max_seq_length: int) -> str:
-    """A readable, unique folder name for an encoder and its maximum sequence length."""
+    """Return a readable, unique folder name for an encoder and its maximum sequence length."""
     readable = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name or name)[:48]
     digest = hashlib.sha256(f"{name}\0{max_seq_length}".encode("utf-8")).hexdigest()[:12]
     return f"{readable}-{digest}"

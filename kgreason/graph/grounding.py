@@ -2,8 +2,8 @@
 
 Text is normalised with the same function as the node keys (``kgreason.graph.normalize``), so the
 match is an exact dictionary lookup. Scanning left to right, each position takes the longest n-gram
-(at most ``max_ngram`` words) that is a node key and continues after it; a position where no n-gram
-matches is skipped. Stop words are already gone, so a choice gets at least one concept whenever one
+(at most ``max_ngram`` words) that is a node key, and the scan continues after it. A position where
+no n-gram matches is skipped. Stop words are already gone, so a choice gets at least one concept whenever one
 of its content words is a node on its own, and "play on the ice" matches the node "play ice" in
 one piece instead of as "play" and "ice".
 """
@@ -37,7 +37,7 @@ class Grounder:
         self.max_ngram = max_ngram
 
     def ground(self, text: str) -> Grounding:
-        """The concepts mentioned in ``text``, each once, in order of first mention."""
+        """Find the concepts mentioned in ``text``, each once, in order of first mention."""
         tokens = normalize_tokens(text)
         lookup = self.key_to_id.get
         found: dict[int, str] = {}

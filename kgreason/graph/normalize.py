@@ -2,9 +2,10 @@
 
 ``normalize("Playing on the ice")`` returns ``"play ice"``: lower-case, accents stripped, split into
 words, each word lemmatised offline (simplemma, checked against lemminflect's dictionary), and
-articles, pronouns, auxiliaries, common prepositions and other stop words removed. ConceptNet 4 stores its concepts already in this shape
-(``build``, ``price gold``), CN-100K keeps surface phrases (``play on ice``) and ATOMIC writes
-sentences; after normalisation all three meet each other and the words of a question.
+articles, pronouns, auxiliaries, common prepositions and other stop words removed. ConceptNet 4
+stores its concepts already in this shape (``build``, ``price gold``), CN-100K keeps surface
+phrases (``play on ice``) and ATOMIC writes sentences. After normalisation, all three meet each
+other and the words of a question.
 
 Changing the stop words or the lemmatiser changes every node key, so ``NORMALISER_VERSION`` is
 written into each graph store and a store built with another version must be rebuilt.
@@ -60,8 +61,9 @@ def _lemma(word: str) -> str:
 
     simplemma picks the lemma, but simplemma 2.0 returns non-words for some common forms
     ("playing" -> "playe", "singing" -> "singe", "gone" -> "gan"). lemminflect's dictionary lists
-    the valid lemmas of a word per part of speech; when it knows the word and simplemma's answer is
-    not among them, lemminflect's verb lemma is used for -ing/-ed forms and its noun lemma otherwise.
+    the valid lemmas of a word per part of speech. When the word is in that dictionary and
+    simplemma's lemma is not among them, lemminflect's verb lemma is used for -ing/-ed forms and
+    its noun lemma otherwise.
     """
     lemma = _lemmas.get(word)
     if lemma is None:
@@ -87,7 +89,7 @@ def _fold(text: str) -> str:
 
 
 def normalize_tokens(text: str) -> list[str]:
-    """The content words of ``text`` as lemmas, in order, with stop words removed."""
+    """Return the content words of ``text`` as lemmas, in order, with stop words removed."""
     text = _fold(text)
     if "'" in text or "’" in text:
         for pattern, replacement in _CONTRACTIONS:
@@ -104,5 +106,5 @@ def normalize_tokens(text: str) -> list[str]:
 
 
 def normalize(text: str) -> str:
-    """The concept key of ``text``: its content-word lemmas joined by single spaces ("" if none)."""
+    """Return the concept key of ``text``: its content-word lemmas joined by single spaces ("" if none)."""
     return " ".join(normalize_tokens(text))

@@ -16,8 +16,8 @@ Formats:
   ("people do not want war"), read as the ``Not`` form of the relation.
 - CN-100K: ``Rel<TAB>head<TAB>tail``, with an optional fourth 0/1 label column (rows labelled 0
   are negative samples and are skipped).
-- ATOMIC 2019: CSV with an ``event`` column and nine relation columns holding JSON lists; the
-  answer ``none`` is dropped.
+- ATOMIC 2019: CSV with an ``event`` column and nine relation columns of JSON lists. The
+  annotation ``none`` is dropped.
 - ATOMIC-2020: ``head<TAB>relation<TAB>tail`` (the released train/dev/test files) or
   ``head @@ relation<TAB>tail|tail|...`` (the system-evaluation file).
 """
@@ -64,7 +64,7 @@ class SourceEdge(NamedTuple):
 
 @dataclass
 class SourceReport:
-    """What reading one source file kept and skipped."""
+    """Counts of the lines and edges kept and skipped while reading one source file."""
 
     path: Path
     kind: str
@@ -146,14 +146,17 @@ def read_conceptnet5(path: str | Path, report: SourceReport, strict: bool = True
             continue
         _, relation, start, end, info = columns
 
+        # Most of the 34M assertions have a non-English end; the prefix test rejects them cheaply.
+        if not (start.startswith("/c/en/") and end.startswith("/c/en/")):
+            start_concept = _conceptnet5_concept(start)
+            end_concept = _conceptnet5_concept(end)
+            # ExternalURL edges point at web addresses, and a few others at non-concept URIs.
+            report.skip("not_concept" if start_concept is None or end_concept is None else "non_english")
+            continue
         start_concept = _conceptnet5_concept(start)
         end_concept = _conceptnet5_concept(end)
         if start_concept is None or end_concept is None:
-            # ExternalURL edges point at web addresses, and a few others at non-concept URIs.
             report.skip("not_concept")
-            continue
-        if start_concept[0] != "en" or end_concept[0] != "en":
-            report.skip("non_english")
             continue
         head, tail = start_concept[1], end_concept[1]
 
@@ -286,7 +289,7 @@ def _is_none_answer(text: str) -> bool:
 
 
 def read_atomic2019(path: str | Path, report: SourceReport, strict: bool = True) -> Iterator[SourceEdge]:
-    """If-then edges of an ATOMIC 2019 CSV (``v4_atomic_*.csv``): event -> each listed answer."""
+    """If-then edges of an ATOMIC 2019 CSV (``v4_atomic_*.csv``): event -> each listed annotation."""
     path = Path(path)
     lines = (text for _, text in iter_text_lines(path))
     reader = csv.reader(lines)
@@ -327,7 +330,7 @@ def read_atomic2019(path: str | Path, report: SourceReport, strict: bool = True)
                     raise ValueError(f"column {relation!r} is not a JSON list")
                 for answer in answers:
                     if not isinstance(answer, str):
-                        raise ValueError(f"column {relation!r} holds a non-string answer {answer!r}")
+                        raise ValueError(f"column {relation!r} contains a non-string entry {answer!r}")
                     if _is_none_answer(answer):
                         report.skip("none_answer")
                         continue

@@ -6,7 +6,7 @@ For each (question, choice) pair:
    its nearest nodes in the dense index (at most ``FALLBACK_CONCEPTS``, cosine >= ``dense_min_score``).
    Question concepts that are also choice concepts count as choice concepts only;
 2. for every (question concept, choice concept) link, collect the intermediate nodes m with an edge
-   to both ends (paths of 2 hops, when ``max_hops`` is 2); when the choice has no concept, the
+   to both ends (paths of 2 hops, when ``max_hops`` is 2). When the choice has no concept, the
    links are the pairs of question concepts, so a free-form question still gets its paths. Each
    link keeps at most ``CANDIDATE_FACTOR * max_paths_per_pair`` intermediates by summed edge weight,
    which bounds how many nodes must be embedded;
@@ -74,7 +74,7 @@ class RetrievalSettings:
 
 
 def embedding_cache_from_config(config) -> EmbeddingCache:
-    """The on-disk embedding cache for ``config.encoder``, under the kgreason cache folder."""
+    """Open the on-disk embedding cache for ``config.encoder``, under the kgreason cache folder."""
     from kgreason.runtime import cache_dir, resolve_device
 
     return EmbeddingCache(
@@ -144,7 +144,7 @@ class SubgraphRetriever:
     # --- public API ---------------------------------------------------------------------------
 
     def retrieve(self, question: str, choices: Sequence[str] = ()) -> Data:
-        """The question graph of ``question`` and its ``choices`` (which may be empty).
+        """Retrieve the question graph of ``question`` and its ``choices`` (which may be empty).
 
         Fields (N nodes, E edges, D the encoder dimension):
 
@@ -163,22 +163,22 @@ class SubgraphRetriever:
         return self.retrieve_many([(question, choices)])[0]
 
     def retrieve_pair(self, question: str, choice: str) -> Data:
-        """The subgraph of one (question, choice) pair, in the layout of ``retrieve``."""
+        """Retrieve the subgraph of one (question, choice) pair, in the layout of ``retrieve``."""
         return self.retrieve_many([(question, [choice])])[0]
 
     def retrieve_many(self, items: Sequence[tuple[str, Sequence[str]]]) -> list[Data]:
-        """``retrieve`` for many questions at once, encoding all missing texts in shared batches."""
+        """Run ``retrieve`` for many questions at once, encoding all missing texts in shared batches."""
         questions = self._ground(items)
         self._attach_dense(questions)
         self._collect_candidates(questions)
         self._embed_nodes(questions)
         graphs = [self._assemble(question) for question in questions]
         if self.cache.flush():
-            logger.debug("embedding cache now holds %d vectors", len(self.cache))
+            logger.debug("embedding cache now contains %d vectors", len(self.cache))
         return graphs
 
     def dense_index(self) -> DenseIndex:
-        """The dense index over ``settings.dense_scope`` nodes, built on first use."""
+        """Return the dense index over ``settings.dense_scope`` nodes, building it on first use."""
         if self._dense is None:
             dim = self.cache.dim or self.cache.embed(["dimension probe"]).shape[1]
             self._dense = DenseIndex.for_store(self.store, self.cache, self.settings.dense_scope, dim)
@@ -382,7 +382,7 @@ class SubgraphRetriever:
     # --- step 5: the merged question graph -----------------------------------------------------
 
     def _induced_edges(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """All store edges among ``nodes``: (source positions, target positions, relation ids)."""
+        """Find all store edges among ``nodes``: (source positions, target positions, relation ids)."""
         position = self._position
         position[nodes] = np.arange(len(nodes))
         try:
@@ -444,7 +444,8 @@ class SubgraphRetriever:
         context_id = self.schema.context_id
         edge_source = np.concatenate([context, linked, sources])
         edge_target = np.concatenate([linked, context, targets])
-        edge_type = np.concatenate([np.full(len(linked), context_id), np.full(len(linked), self.schema.reverse(context_id)),
+        reverse_context_id = self.schema.reverse(context_id)
+        edge_type = np.concatenate([np.full(len(linked), context_id), np.full(len(linked), reverse_context_id),
                                     relations])
 
         x = np.concatenate([vectors[question.question_row][None, :], node_vectors]).astype(np.float32)
@@ -465,6 +466,6 @@ class SubgraphRetriever:
 
 
 def _outranks(kind: tuple[int, int], other: tuple[int, int]) -> bool:
-    """Whether node role ``kind`` replaces ``other``: choice concept > question concept > other."""
+    """Check whether node role ``kind`` replaces ``other``: choice concept > question concept > other."""
     precedence = {CHOICE_CONCEPT: 0, QUESTION_CONCEPT: 1, OTHER: 2}
     return precedence[kind[0]] < precedence[other[0]]

@@ -4,8 +4,8 @@ Forward relations come in three groups:
 
 - the 17 merged ConceptNet relation types of KagNet (Lin et al. 2019), also used by MHGRN, QA-GNN
   and GreaseLM. ConceptNet 4, CN-100K and ConceptNet 5 relation names are mapped onto them with
-  KagNet's merge map; a map entry marked ``reversed`` swaps head and tail (``HasA(car, wheel)``
-  becomes ``partof(wheel, car)``);
+  KagNet's merge map. A map entry marked ``reversed`` swaps head and tail, so ``HasA(car, wheel)``
+  becomes ``partof(wheel, car)``;
 - the ATOMIC if-then relations (the nine of ATOMIC 2019 and the five event relations that
   ATOMIC-2020 adds); the ATOMIC-2020 relations about physical objects map onto the ConceptNet types;
 - ``context``, from the context node of a question graph to a concept grounded in the question.
@@ -67,7 +67,7 @@ REVERSE_SUFFIX = "_reverse"
 
 @dataclass(frozen=True)
 class RelationMapping:
-    """Where one source relation name goes in the schema."""
+    """The schema relation that one source relation name maps to."""
 
     relation: str
     """Forward relation name in the schema."""
@@ -110,7 +110,7 @@ def _merge_map() -> dict[str, RelationMapping]:
     mapping["conceptuallyrelatedto"] = RelationMapping("relatedto")
 
     # ATOMIC-2020 relations about physical objects, onto the ConceptNet types they restate.
-    # MadeUpOf(congregation, people) says people are part of a congregation, hence reversed.
+    # MadeUpOf(congregation, people) states that people are part of a congregation, hence reversed.
     mapping["objectuse"] = RelationMapping("usedfor")
     mapping["madeupof"] = RelationMapping("partof", reversed=True)
 
@@ -140,14 +140,14 @@ class RelationSchema:
         self.atomic_ids = frozenset(self._ids[name] for name in ATOMIC_RELATIONS)
 
     def relation_id(self, name: str) -> int:
-        """The id of a schema relation name such as ``atlocation`` or ``xIntent_reverse``."""
+        """Return the id of a schema relation name such as ``atlocation`` or ``xIntent_reverse``."""
         try:
             return self._ids[name]
         except KeyError:
             raise KeyError(f"unknown relation {name!r}; known relations: {', '.join(self.relation_names)}") from None
 
     def reverse(self, relation_id: int) -> int:
-        """The id of the relation that reads ``relation_id`` backwards."""
+        """Return the id of the relation that reads ``relation_id`` backwards."""
         if relation_id < self.num_forward:
             return relation_id + self.num_forward
         return relation_id - self.num_forward
@@ -168,7 +168,7 @@ class RelationSchema:
         return forward.replace("{head}", "\0").replace("{tail}", "{head}").replace("\0", "{tail}")
 
     def render(self, relation_id: int, head: str, tail: str) -> str:
-        """The edge head -[relation]-> tail as a sentence."""
+        """Render the edge head -[relation]-> tail as a sentence."""
         return self.template(relation_id).format(head=head, tail=tail)
 
     def map_source_relation(self, name: str) -> tuple[int, bool] | None:
@@ -189,7 +189,7 @@ class RelationSchema:
         return hashlib.sha256(json.dumps(self.relation_names).encode("utf-8")).hexdigest()
 
     def to_dict(self) -> dict:
-        """The relation table written into each graph store."""
+        """Return the relation table written into each graph store."""
         return {
             "schema_hash": self.schema_hash(),
             "num_forward": self.num_forward,
@@ -204,5 +204,5 @@ DEFAULT_SCHEMA = RelationSchema()
 
 
 def schema_hash() -> str:
-    """The hash of ``DEFAULT_SCHEMA`` (stored in model checkpoints and graph stores)."""
+    """Return the hash of ``DEFAULT_SCHEMA`` (stored in model checkpoints and graph stores)."""
     return DEFAULT_SCHEMA.schema_hash()

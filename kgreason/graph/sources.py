@@ -1,4 +1,4 @@
-"""Which files a graph is built from: the default mirror sources and files given by the user."""
+"""Source files of a graph: the default mirror sources and files given by the user."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ class GraphSource:
 
 
 def mirror_sources(root: Path, names: list[str] | tuple[str, ...]) -> list[GraphSource]:
-    """The mirror files behind ``names`` (see MIRROR_SOURCES), checked to exist under ``root``."""
+    """Return the mirror files behind ``names`` (see MIRROR_SOURCES), checked to exist under ``root``."""
     sources = []
     for name in names:
         if name not in _MIRROR_FILES:

@@ -13,16 +13,16 @@ A store folder (``graph_data/<name>/``) holds:
 | ``node_keys.txt`` | the normalised key of node ``i`` on line ``i`` (used for grounding) |
 | ``node_texts.txt`` | the readable text of node ``i`` on line ``i`` (embedded and shown) |
 | ``relations.json`` | the relation table: ids, names, templates, schema hash |
-| ``meta.json`` | sources with their SHA-256, counts, versions, build time, the rebuild command and the SHA-256 of every other file |
+| ``meta.json`` | sources and their SHA-256, counts, versions, build time, rebuild command, files' SHA-256 |
 
 Every edge (u, r, v) is stored twice, as (u -> v, r) in row u and (v -> u, reverse(r)) in row v, so
 one row lists all edges that touch a node. The arrays are memory-mapped on load.
 
 A store is built in a temporary folder beside its target and renamed into place, so a reader sees a
 complete store or none. ``GraphStore.open`` checks every file against ``meta.json`` and names the
-command that rebuilds a missing, partial or corrupt store. Hashing takes about 0.1 s for the default
-graph; a passed check is remembered in ``.verified.json`` by file size and modification time, so a
-later open of the unchanged folder skips the hashing.
+command that rebuilds a missing, partial or corrupt store. A passed check is recorded in
+``.verified.json`` with each file's size and modification time, and a later open of the unchanged
+folder skips the hashing (benchmarks/graph.md has the time of both).
 """
 
 from __future__ import annotations
@@ -83,12 +83,12 @@ ARRAY_FILES = tuple(f"{field.name}.npy" for field in fields(StoreArrays))
 
 
 def graph_folder(config) -> Path:
-    """The store folder named by a config: ``<graph.dir>/<graph.name>``, relative to the project root."""
+    """Return the store folder named by a config: ``<graph.dir>/<graph.name>``, relative to the project root."""
     return resolve_path(config.graph.dir) / config.graph.name
 
 
 def rebuild_command(folder: Path) -> str:
-    """The command that builds the graph in ``folder``: the recorded one, else the default build."""
+    """Return the command that builds the graph in ``folder``: the recorded one, else the default build."""
     try:
         recorded = json.loads((folder / META_FILE).read_text(encoding="utf-8")).get("command")
     except (OSError, ValueError, AttributeError):
@@ -250,11 +250,11 @@ class GraphStore:
         return {key: index for index, key in enumerate(self.keys)}
 
     def lookup(self, key: str) -> int | None:
-        """The node id of a normalised key, or None."""
+        """Return the node id of a normalised key, or None."""
         return self.key_to_id.get(key)
 
     def concept_text(self, node_id: int) -> str:
-        """The readable text of a node (``"play on ice"``)."""
+        """Return the readable text of a node (``"play on ice"``)."""
         return self.texts[node_id]
 
     @cached_property
@@ -314,7 +314,7 @@ class GraphStore:
         return found[:limit]
 
     def render_path(self, path: list[tuple[int, int, int]]) -> str:
-        """A path as sentences from the relation templates, joined by "; "."""
+        """Render a path as sentences from the relation templates, joined by "; "."""
         return "; ".join(
             self.schema.render(relation, self.concept_text(head), self.concept_text(tail))
             for head, relation, tail in path
