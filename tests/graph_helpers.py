@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import shutil
 from pathlib import Path
 
 import kgreason.graph
@@ -63,9 +64,12 @@ def default_graph(cache_root: Path) -> Path:
     with _exclusive(cache_root / ".lock"):
         try:
             GraphStore.open(folder)
-            return folder
         except GraphStoreError:
             build_graph(sources, folder, progress=False)
+        # Graphs built from older sources or code are never read again.
+        for stale in cache_root.glob("default-*"):
+            if stale != folder:
+                shutil.rmtree(stale, ignore_errors=True)
     return folder
 
 

@@ -155,6 +155,9 @@ class QuestionGraphCache:
             arrays = load_file(str(shard.path))
             for index, position in requests:
                 graphs[index] = _unpack(arrays, shard, position, retriever)
+
+        # Features are re-encoded only when the embedding cache was cleared since the shards were written.
+        retriever.cache.flush()
         return graphs
 
 
