@@ -231,3 +231,38 @@ def test_build_from_conceptnet5(tmp_path):
     assert edge_set(store) == {("ice hockey", "isa", "sport"), ("wheel", "partof", "car")}
     assert meta["counts"]["unknown_relations"] == {"conceptnet5:/r/FormOf": 1}
     assert meta["sources"][0]["skipped"] == {"non_english": 1}
+
+
+def test_ensure_graph_builds_missing_store(tmp_path, monkeypatch):
+    from kgreason.config import load_config
+    from kgreason.graph import build as build_module
+
+    built_sources = []
+    monkeypatch.setattr(build_module, "build_graph",
+                        lambda sources, folder, **kwargs: built_sources.append((sources, folder, kwargs)))
+    config = load_config(overrides=[f"graph.dir={tmp_path}", "graph.name=fresh", "graph.sources=[cn100k]"])
+    folder = build_module.ensure_graph(config, progress=False)
+
+    assert folder == tmp_path / "fresh"
+    ((sources, target, options),) = built_sources
+    assert [source.path.name for source in sources] == ["train.txt", "valid.txt", "test.txt"]
+    assert target == folder
+    assert options["command"] == f"python -m kgreason.graph build graph.dir={tmp_path} graph.name=fresh"
+
+
+def test_ensure_graph_keeps_user_built_error(built):
+    from kgreason.config import load_config
+    from kgreason.graph.build import ensure_graph
+
+    (built / "node_keys.txt").unlink()
+    config = load_config(overrides=[f"graph.dir={built.parent}", f"graph.name={built.name}"])
+    with pytest.raises(GraphStoreError, match="--cn100k toy.txt"):
+        ensure_graph(config)
+
+
+def test_ensure_graph_opens_existing_store(built):
+    from kgreason.config import load_config
+    from kgreason.graph.build import ensure_graph
+
+    config = load_config(overrides=[f"graph.dir={built.parent}", f"graph.name={built.name}"])
+    assert ensure_graph(config) == built

@@ -257,3 +257,31 @@ def build_graph(sources: Sequence[GraphSource], output: str | Path, *, strict: b
     logger.info("wrote %s: %d nodes, %d edges in %.1f s", output, meta["counts"]["nodes"],
                 meta["counts"]["edges"], meta["build_seconds"])
     return meta
+
+
+def ensure_graph(config, progress: bool = True) -> Path:
+    """Return the store folder of ``config``, building it from the mirror first if it cannot be opened.
+
+    Only a graph that the mirror can rebuild is built here: a folder whose recorded build command
+    names the user's own files raises GraphStoreError instead, with that command.
+    """
+    from kgreason.data.locator import default_mirror
+    from kgreason.graph.sources import mirror_sources
+    from kgreason.graph.store import GraphStore, GraphStoreError, graph_folder, rebuild_command
+    from kgreason.runtime import resolve_path
+
+    folder = graph_folder(config)
+    try:
+        GraphStore.open(folder)
+        return folder
+    except GraphStoreError as error:
+        command = rebuild_command(folder)
+        if any(f"--{option}" in command.split() for option in ("conceptnet", "conceptnet4", "cn100k", "atomic",
+                                                               "atomic2020")):
+            raise
+        logger.warning("%s; building it from the data mirror now", error)
+
+    root = resolve_path(config.data.root) if config.data.root else default_mirror()
+    sources = mirror_sources(root, config.graph.sources)
+    build_graph(sources, folder, strict=config.data.strict, progress=progress, command=command)
+    return folder
