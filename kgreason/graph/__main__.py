@@ -35,7 +35,10 @@ SOURCE_OPTIONS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m kgreason.graph", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m kgreason.graph",
+        description="Build a knowledge graph, inspect it, and precompute question graphs.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     build = commands.add_parser(

@@ -54,7 +54,7 @@ class _GraphAccumulator:
         self.unknown_relations: Counter = Counter()
 
     def _surface(self, surface: str) -> tuple[str, str, bool]:
-        """(node key, tidy text, whether the text starts or ends with a stop word) of a surface form."""
+        """Return (node key, tidy text, whether the text starts or ends with a stop word) for a surface form."""
         info = self.surfaces.get(surface)
         if info is None:
             text = " ".join(surface.split())
@@ -125,7 +125,7 @@ class _GraphAccumulator:
         return report
 
     def merged_edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Unique (head, relation, tail) edges with max weight and OR-ed source bits, sorted by key."""
+        """Return the unique (head, relation, tail) edges with max weight and OR-ed source bits, sorted by key."""
         heads = np.frombuffer(self.heads, dtype=np.int32).astype(np.int64)
         tails = np.frombuffer(self.tails, dtype=np.int32).astype(np.int64)
         relations = np.frombuffer(self.relations, dtype=np.uint8).astype(np.int64)
@@ -151,7 +151,7 @@ class _GraphAccumulator:
 
 def _to_csr(heads: np.ndarray, relations: np.ndarray, tails: np.ndarray, weights: np.ndarray,
             sources: np.ndarray, num_nodes: int, num_forward: int) -> StoreArrays:
-    """Adjacency in both directions: row u lists (v, r) for u -r-> v and (v, r + F) for v -r-> u.
+    """Build the adjacency in both directions: row u lists (v, r) for u -r-> v and (v, r + F) for v -r-> u.
 
     Rows are sorted by neighbour id, then relation id.
     """

@@ -6,7 +6,7 @@ of the SHA-256 of its UTF-8 bytes. So every graph, question and run that embeds 
 the same encoder shares the vector, and rebuilding a graph leaves the cache valid.
 
 New vectors are appended as chunk files (``chunk-*.npy``, a structured array of key and float32
-vector, written atomically); opening the cache reads every chunk into memory. Many small chunks
+vector, written atomically). Opening the cache reads every chunk into memory. Many small chunks
 are merged into one when the cache is opened, under a file lock so that two processes do not
 merge at once.
 """
@@ -191,7 +191,7 @@ class EmbeddingCache:
         return np.asarray(vectors, dtype=np.float32)
 
     def rows_for(self, texts: Sequence[str]) -> np.ndarray:
-        """Row of each text in ``vectors``, encoding the texts not cached yet; int64 ``[len(texts)]``."""
+        """Return the row of each text in ``vectors``, encoding the texts not cached yet; int64 ``[len(texts)]``."""
         keys = [text_key(text) for text in texts]
         missing: dict[bytes, str] = {}
         for key, text in zip(keys, texts):
@@ -213,7 +213,7 @@ class EmbeddingCache:
         return self._vectors[: self._size]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Vectors of ``texts``, from the cache or freshly encoded: float32 ``[len(texts), dim]``."""
+        """Return the vectors of ``texts``, from the cache or freshly encoded: float32 ``[len(texts), dim]``."""
         rows = self.rows_for(texts)
         if len(rows) == 0:
             return np.zeros((0, self.dim or 0), dtype=np.float32)
