@@ -72,7 +72,7 @@ class GraphConfig:
     """Nodes kept per retrieved subgraph, the most relevant first (QA-GNN keeps 200)."""
 
     max_hops: int = 2
-    """Longest path, in edges, between a question concept and a choice concept."""
+    """Longest path, in edges, between a question concept and a choice concept: 1 or 2."""
 
     max_ngram: int = 4
     """Longest word n-gram matched against concept names during grounding."""
@@ -85,6 +85,10 @@ class GraphConfig:
 
     max_paths_per_pair: int = 20
     """Intermediate nodes kept per (question concept, choice concept) pair, by relevance."""
+
+    dense_scope: str = "events"
+    """Nodes searched by the dense fallback: events (ATOMIC events), all (every node; embedding them
+    takes minutes on a CPU) or none."""
 
 
 @dataclass
@@ -251,6 +255,7 @@ class Config:
 
 _CHOICES = {
     "data.dataset": {"csqa", "obqa"},
+    "graph.dense_scope": {"events", "all", "none"},
     "model.dtype": {"float32", "bfloat16", "float16"},
     "model.latent_norm": {"match", "none"},
     "distill.mode": {"segments", "codi", "none"},
@@ -349,6 +354,10 @@ def _validate(config: Config) -> None:
             f"model.gnn_hidden ({config.model.gnn_hidden}) must be divisible by "
             f"model.gnn_heads ({config.model.gnn_heads})"
         )
+    if config.graph.max_hops > 2:
+        raise ConfigError(f"config key 'graph.max_hops' must be 1 or 2, got {config.graph.max_hops!r}")
+    if config.graph.dense_neighbours < 0 or config.graph.max_paths_per_pair < 0:
+        raise ConfigError("config keys 'graph.dense_neighbours' and 'graph.max_paths_per_pair' must be >= 0")
     if not 0.0 <= config.model.dropout < 1.0:
         raise ConfigError(f"config key 'model.dropout' must be in [0, 1), got {config.model.dropout!r}")
     if config.distill.weight < 0:
