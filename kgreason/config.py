@@ -72,7 +72,7 @@ class GraphConfig:
     """Nodes kept per retrieved subgraph, the most relevant first (QA-GNN keeps 200)."""
 
     max_hops: int = 2
-    """Longest path, in edges, between a question concept and a choice concept."""
+    """Longest path, in edges, between a question concept and a choice concept: 1 or 2."""
 
     max_ngram: int = 4
     """Longest word n-gram matched against concept names during grounding."""
@@ -85,6 +85,10 @@ class GraphConfig:
 
     max_paths_per_pair: int = 20
     """Intermediate nodes kept per (question concept, choice concept) pair, by relevance."""
+
+    dense_scope: str = "events"
+    """Nodes searched by the dense fallback: events (ATOMIC events), all (every node; embedding them
+    takes minutes on a CPU) or none."""
 
 
 @dataclass
@@ -269,6 +273,7 @@ class Config:
 
 _CHOICES = {
     "data.dataset": {"csqa", "obqa"},
+    "graph.dense_scope": {"events", "all", "none"},
     "model.dtype": {"float32", "bfloat16", "float16"},
     "model.latent_norm": {"match", "none"},
     "model.graph_input": {"retrieved", "question"},
@@ -317,6 +322,12 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
 
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str):
+        # YAML 1.1 reads "3e-4" (no dot) as a string; accept it as the number it is meant to be.
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"config key {key!r} expects float, got {value!r}") from None
     if hint is bool and not isinstance(value, bool):
         raise ConfigError(f"config key {key!r} expects bool (true or false), got {value!r}")
     if hint is int and isinstance(value, bool):
@@ -363,6 +374,10 @@ def _validate(config: Config) -> None:
             f"model.gnn_hidden ({config.model.gnn_hidden}) must be divisible by "
             f"model.gnn_heads ({config.model.gnn_heads})"
         )
+    if config.graph.max_hops > 2:
+        raise ConfigError(f"config key 'graph.max_hops' must be 1 or 2, got {config.graph.max_hops!r}")
+    if config.graph.dense_neighbours < 0 or config.graph.max_paths_per_pair < 0:
+        raise ConfigError("config keys 'graph.dense_neighbours' and 'graph.max_paths_per_pair' must be >= 0")
     if not 0.0 <= config.model.dropout < 1.0:
         raise ConfigError(f"config key 'model.dropout' must be in [0, 1), got {config.model.dropout!r}")
     if config.train.answer_nll_weight < 0:

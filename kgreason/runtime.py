@@ -92,3 +92,20 @@ def cache_dir(configured: str | None = None) -> Path:
     if "KGREASON_CACHE" in os.environ:
         return Path(os.path.expanduser(os.environ["KGREASON_CACHE"])).resolve()
     return Path.home() / ".cache" / "kgreason"
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages that decide numerical results, for metrics and checkpoints."""
+    import importlib.metadata
+    import platform
+
+    import kgreason
+
+    versions = {"python": platform.python_version(), "kgreason": kgreason.__version__}
+    for package in ("torch", "torch-geometric", "transformers", "sentence-transformers",
+                    "faiss-cpu", "numpy", "peft"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
