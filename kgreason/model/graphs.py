@@ -84,10 +84,14 @@ class QuestionGraphSource:
 
 
 class RetrievedGraphSource:
-    """Subgraphs retrieved from the graph store in ``graph_data/<graph.name>/``."""
+    """Subgraphs retrieved from the graph store in ``graph_data/<graph.name>/``.
+
+    A store that is missing is built from the data mirror first (``ensure_graph``, about 10 s).
+    """
 
     def __init__(self, config):
         try:
+            from kgreason.graph.build import ensure_graph
             from kgreason.graph.retrieval import SubgraphRetriever
         except ImportError as error:
             raise KgreasonError(
@@ -95,6 +99,7 @@ class RetrievedGraphSource:
                 "model.graph_input=question to run without a graph"
             ) from None
         self.config = config
+        ensure_graph(config)
         self.retriever = SubgraphRetriever.from_config(config)
         schema = self.retriever.schema
         self.num_relations = schema.num_relations
@@ -106,7 +111,7 @@ class RetrievedGraphSource:
     def graphs_for(self, examples: Sequence, progress: bool = True) -> list[Data]:
         from kgreason.graph.cache import load_question_graphs
 
-        return load_question_graphs(self.config, list(examples), progress=progress)
+        return load_question_graphs(self.config, list(examples), progress=progress, retriever=self.retriever)
 
     def graph_for(self, question: str, choices: Sequence[str]) -> Data:
         return self.retriever.retrieve(question, list(choices))
