@@ -9,7 +9,7 @@ estimate is 8,500 IH-train questions divided by the measured questions per secon
 time not included). Inference: ``Predictor.predict`` on IH-dev questions after one warm-up batch.
 
 Graphs come from the built graph store when ``graph_data/<graph.name>`` exists (``--graphs
-retrieved``); otherwise, or with ``--graphs synthetic``, synthetic graphs of ``--nodes`` nodes with
+retrieved``). Otherwise, or with ``--graphs synthetic``, synthetic graphs of ``--nodes`` nodes with
 the retrieval contract's fields stand in, so the numbers measure the model and not retrieval.
 """
 
@@ -134,7 +134,7 @@ def summarise_run(run_dir: Path, output: Path, note: str | None = None) -> None:
 
     rows = read_log(run_dir / "log.csv")
     train_rows = [row for row in rows if row["loss"]]
-    # A dict keeps one evaluation per step (runs before the fix evaluated the last step twice).
+    # A dict keeps one evaluation per step: older runs logged the last step's evaluation twice.
     dev_rows = list({int(row["step"]): float(row["dev_accuracy"]) for row in rows if row["dev_accuracy"]}.items())
     # Rows after the first 5 skip the warm-up steps, whose times include the first decoder passes.
     steady = [float(row["questions_per_s"]) for row in train_rows[5:]] or [float(row["questions_per_s"]) for row in train_rows]

@@ -1,4 +1,4 @@
-"""Where the reasoner's question graphs come from: retrieval from the graph store, or the question alone.
+"""Sources of the reasoner's question graphs: retrieval from the graph store, or the question alone.
 
 A graph source has the relation schema's ``num_relations`` and ``schema_hash`` (stored in every
 checkpoint), the node feature dimension, ``graphs_for(examples)`` for datasets and
@@ -43,7 +43,7 @@ def _default_schema():
 
 
 def context_graph(question_vector: torch.Tensor) -> Data:
-    """A graph of the context node alone, carrying the question embedding ``[D]``."""
+    """Build a graph of the context node alone, carrying the question embedding ``[D]``."""
     return Data(
         x=question_vector.reshape(1, -1).float(),
         node_type=torch.zeros(1, dtype=torch.long),
@@ -118,7 +118,7 @@ class RetrievedGraphSource:
 
 
 def graph_source_from_config(config) -> GraphSource:
-    """The graph source that ``model.graph_input`` selects."""
+    """Return the graph source that ``model.graph_input`` selects."""
     if config.model.graph_input == "question":
         return QuestionGraphSource(config)
     return RetrievedGraphSource(config)
