@@ -141,3 +141,17 @@ def test_eval_every_evaluates_each_step_once(tmp_path, backbone):
     rows = read_log(tmp_path / "run" / "log.csv")
     evaluated = [int(row["step"]) for row in rows if row["dev_accuracy"]]
     assert evaluated == [2, 4]
+
+
+def test_max_steps_stop_resumes_mid_epoch(tmp_path, backbone):
+    source = SyntheticGraphSource()
+    stopped = train(tiny_config(tmp_path / "run", "train.max_steps=2"), graph_source=source, backbone=backbone)
+    saved = json.loads((tmp_path / "run" / "last" / "checkpoint.json").read_text())
+
+    resumed = train(tiny_config(tmp_path / "run"), graph_source=source, backbone=backbone)
+
+    assert stopped.steps == 2
+    assert saved["epoch"] == 0
+    assert resumed.steps == 4
+    steps = [int(row["step"]) for row in read_log(tmp_path / "run" / "log.csv") if row["loss"]]
+    assert steps == [1, 2, 3, 4]

@@ -260,7 +260,9 @@ class TrainingRecipe:
                 if step % config.save_every == 0:
                     self._save_last()
 
-            self.position = Position(self.position.step, epoch + 1, 0, _rng_state())
+            # Stopping at max_steps mid-epoch keeps the position, so that a longer run resumes there.
+            if batch_index >= len(batches):
+                self.position = Position(self.position.step, epoch + 1, 0, _rng_state())
             if window.questions:
                 self._log_window(window)
             self._evaluate_and_keep_best()
