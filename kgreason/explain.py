@@ -82,7 +82,9 @@ class Explainer:
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         if self.retriever is not None:
-            return np.asarray(self.retriever.cache.embed(texts), dtype=np.float32)
+            vectors = np.asarray(self.retriever.cache.embed(texts), dtype=np.float32)
+            self.retriever.cache.flush()
+            return vectors
         from kgreason.embedding import encode_texts
 
         return encode_texts(texts, self.predictor.config.encoder.name)
