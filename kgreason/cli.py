@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -30,10 +31,16 @@ def add_common_arguments(parser: argparse.ArgumentParser, with_config: bool = Tr
     verbosity.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
 
 
+_OVERRIDE = re.compile(r"^[A-Za-z_]\w*(\.\w+)+=")
+
+
 def split_overrides(values: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Separate ``key=value`` overrides from other positional values."""
-    overrides = [value for value in values if "=" in value and not value.startswith("=")]
-    others = [value for value in values if value not in overrides]
+    """Separate dotted ``section.key=value`` overrides from other positional values (questions, paths).
+
+    Only a dotted key counts, so a question such as "Is 2+2=4?" stays a question.
+    """
+    overrides = [value for value in values if _OVERRIDE.match(value)]
+    others = [value for value in values if not _OVERRIDE.match(value)]
     return overrides, others
 
 

@@ -63,7 +63,7 @@ def load_sentence_encoder(name: str = "all-MiniLM-L6-v2", device: str = "cpu", m
         ) from None
     model.max_seq_length = max_seq_length
     model.eval()
-    logger.debug("loaded sentence encoder %s (%d-d) from %s", name, model.get_sentence_embedding_dimension(), location)
+    logger.debug("loaded sentence encoder %s (%d-d) from %s", name, _dimension(model), location)
     return model
 
 
@@ -72,7 +72,7 @@ def encode_texts(texts: list[str], name: str = "all-MiniLM-L6-v2", batch_size: i
     """Embed ``texts`` as L2-normalised float32 vectors, shape [len(texts), dim]."""
     model = load_sentence_encoder(name)
     if not texts:
-        return np.zeros((0, model.get_sentence_embedding_dimension()), dtype=np.float32)
+        return np.zeros((0, _dimension(model)), dtype=np.float32)
     vectors = model.encode(
         texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=progress
     )
@@ -80,4 +80,10 @@ def encode_texts(texts: list[str], name: str = "all-MiniLM-L6-v2", batch_size: i
 
 
 def encoder_dimension(name: str = "all-MiniLM-L6-v2") -> int:
-    return load_sentence_encoder(name).get_sentence_embedding_dimension()
+    return _dimension(load_sentence_encoder(name))
+
+
+def _dimension(model) -> int:
+    # sentence-transformers 6 renamed get_sentence_embedding_dimension to get_embedding_dimension.
+    method = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return method()

@@ -27,6 +27,8 @@ class SeedResult:
     correct: int
     count: int
     rows: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    """Wall time of the predictions, model loading excluded."""
 
     @property
     def accuracy(self) -> float | None:
@@ -65,13 +67,16 @@ def leaderboard_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def write_evaluation(out_dir: str | Path, metrics: dict[str, Any], rows: list[dict[str, Any]],
-                     leaderboard: bool = False) -> dict[str, Path]:
-    """Write metrics.json, predictions.jsonl and optionally leaderboard.csv into ``out_dir``, atomically."""
+                     leaderboard_rows: list[dict[str, Any]] | None = None) -> dict[str, Path]:
+    """Write metrics.json, predictions.jsonl and, given ``leaderboard_rows``, leaderboard.csv, atomically.
+
+    ``rows`` may hold several seeds' predictions; ``leaderboard_rows`` must hold one row per question.
+    """
     out_dir = Path(out_dir)
     paths = {"metrics": out_dir / "metrics.json", "predictions": out_dir / "predictions.jsonl"}
     write_jsonl(paths["predictions"], rows)
-    if leaderboard:
+    if leaderboard_rows is not None:
         paths["leaderboard"] = out_dir / "leaderboard.csv"
-        atomic_write_text(paths["leaderboard"], leaderboard_csv(rows))
+        atomic_write_text(paths["leaderboard"], leaderboard_csv(leaderboard_rows))
     write_json(paths["metrics"], metrics)
     return paths

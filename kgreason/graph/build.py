@@ -260,26 +260,24 @@ def build_graph(sources: Sequence[GraphSource], output: str | Path, *, strict: b
 
 
 def ensure_graph(config, progress: bool = True) -> Path:
-    """Return the store folder of ``config``, building it from the mirror first if it cannot be opened.
+    """Return the store folder of ``config``, building it from the mirror first if it does not exist.
 
-    Only a graph that the mirror can rebuild is built here: a folder whose recorded build command
-    names the user's own files raises GraphStoreError instead, with that command.
+    A folder that exists but fails to open (corrupt, partial, another version) raises
+    GraphStoreError naming the folder and the command that rebuilds it.
     """
     from kgreason.data.locator import default_mirror
     from kgreason.graph.sources import mirror_sources
-    from kgreason.graph.store import GraphStore, GraphStoreError, graph_folder, rebuild_command
+    from kgreason.graph.store import GraphStore, graph_folder, rebuild_command
     from kgreason.runtime import resolve_path
 
     folder = graph_folder(config)
-    try:
+    if folder.exists():
+        # A folder that exists but does not open is corrupt or partial: rebuilding it silently could
+        # replace a graph built from the user's own files, so the error names the rebuild command.
         GraphStore.open(folder)
         return folder
-    except GraphStoreError as error:
-        command = rebuild_command(folder)
-        if any(f"--{option}" in command.split() for option in ("conceptnet", "conceptnet4", "cn100k", "atomic",
-                                                               "atomic2020")):
-            raise
-        logger.warning("%s; building it from the data mirror now", error)
+    command = rebuild_command(folder)
+    logger.warning("graph folder %s not found; building it from the data mirror now", folder)
 
     root = resolve_path(config.data.root) if config.data.root else default_mirror()
     sources = mirror_sources(root, config.graph.sources)
