@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.kgreason-installed
-Q ?= Where would you most likely find a jellyfish?
+Q ?= Where would you most likely find a jellyfish? A) ocean B) desert C) attic D) library E) oven
 CHOICES ?=
 ARGS ?=
 
