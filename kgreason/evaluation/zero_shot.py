@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from kgreason.config import Config
 from kgreason.model.backbones import load_backbone
+from kgreason.model.graphs import context_graph
 from kgreason.model.inputs import InputBuilder
 from kgreason.model.predictor import Prediction, iter_batches
 from kgreason.model.scoring import score_choices
@@ -46,28 +47,17 @@ class ZeroShotScorer:
         return predictions
 
     def _predict_batch(self, examples: Sequence) -> list[Prediction]:
-        builder = self.builder
-        prefixes = [builder.prefix_ids(example.question, list(example.choice_texts)) for example in examples]
-        from kgreason.model.inputs import pad_sequences
-
-        prefix_ids, prefix_mask = pad_sequences(prefixes, builder.pad_id)
-        num_choices = max(len(example.choices) for example in examples)
-        tokenised = [[builder.choice_ids(text) for text in example.choice_texts] for example in examples]
-        length = max(len(ids) for options in tokenised for ids in options)
-        choice_ids = torch.full((len(examples), num_choices, length), builder.pad_id, dtype=torch.long)
-        choice_mask = torch.zeros_like(choice_ids)
-        choice_valid = torch.zeros((len(examples), num_choices), dtype=torch.bool)
-        for row, options in enumerate(tokenised):
-            for column, ids in enumerate(options):
-                choice_ids[row, column, : len(ids)] = torch.tensor(ids)
-                choice_mask[row, column, : len(ids)] = 1
-                choice_valid[row, column] = True
+        # The decoder alone reads no graph; each question gets a one-node placeholder so that the
+        # reasoner's own batch layout (prompt, choice packing) is reused unchanged.
+        placeholders = [context_graph(torch.zeros(1)) for _ in examples]
+        batch = self.builder.collate([example.question for example in examples],
+                                     [list(example.choice_texts) for example in examples], placeholders)
+        batch = batch.to(self.device)
 
         no_latents = torch.zeros((len(examples), 0, self.hidden_size), dtype=self.decoder.dtype, device=self.device)
         scores = score_choices(
-            self.decoder, prefix_ids.to(self.device), prefix_mask.to(self.device), no_latents,
-            torch.tensor(builder.suffix_ids, device=self.device), choice_ids.to(self.device),
-            choice_mask.to(self.device), choice_valid.to(self.device),
+            self.decoder, batch.prefix_ids, batch.prefix_mask, no_latents, batch.suffix_ids,
+            batch.choice_ids, batch.choice_mask, batch.choice_valid,
         ).scores.float().cpu()
 
         predictions = []
