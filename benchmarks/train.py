@@ -154,6 +154,12 @@ def summarise_run(run_dir: Path, output: Path, note: str | None = None) -> None:
         ("best dev accuracy", f"{metrics['best_dev_accuracy']:.4f}"),
         ("latent norm / token-embedding norm", f"{train_rows[-1]['latent_norm']} / {train_rows[-1]['token_embedding_norm']}"),
     ]
+    # Logs written before the diversity columns existed have none of them.
+    diversity = [(int(row["step"]), row["dev_latent_cos_questions"], row["dev_latent_cos_slots"])
+                 for row in rows if row.get("dev_latent_cos_questions")]
+    if diversity:
+        table_rows.append(("dev latent cosine across questions / across slots, by step (1 = collapsed)",
+                           ", ".join(f"{step}: {across:.6} / {slots or 'n/a'}" for step, across, slots in diversity)))
     table = "\n".join(f"| {name} | {value} |" for name, value in table_rows)
     name = f"run {run_dir.name}"
     section = (

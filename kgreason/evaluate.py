@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+import torch
 
 from kgreason.cli import add_common_arguments, run_cli, setup_from_args
 from kgreason.config import Config, config_to_yaml
@@ -26,6 +29,7 @@ from kgreason.data.errors import DataError
 from kgreason.data.examples import Example
 from kgreason.evaluation.report import SeedResult, summarize, write_evaluation
 from kgreason.io import atomic_write_text
+from kgreason.model.diversity import latent_diversity
 from kgreason.runtime import package_versions, resolve_path
 
 logger = logging.getLogger(__name__)
@@ -96,7 +100,17 @@ def evaluate_model(predictor, examples: list[Example], batch_size: int, seed: in
     rows = [prediction_row(p, e, seed) for p, e in zip(predictions, examples)]
     answered = [row for row in rows if row["gold"] is not None]
     correct = sum(row["correct"] for row in answered)
-    return SeedResult(seed=seed or 0, correct=correct, count=len(answered), rows=rows, seconds=seconds)
+    result = SeedResult(seed=seed or 0, correct=correct, count=len(answered), rows=rows, seconds=seconds)
+    if predictions:
+        diversity = latent_diversity(torch.stack([prediction.latents for prediction in predictions]))
+        result.latent_cos_questions = _defined(diversity.across_questions)
+        result.latent_cos_slots = _defined(diversity.across_slots)
+    return result
+
+
+def _defined(value: float) -> float | None:
+    """``value``, or None where it is NaN (no latents, or fewer than two of them)."""
+    return None if math.isnan(value) else value
 
 
 def default_output(dataset: str, split: str, with_facts: bool, tag: str) -> Path:
@@ -114,6 +128,9 @@ def print_summary(dataset: str, split: str, model: str, metrics: dict, paths: di
         shown = f"{100 * accuracy:.2f}% (± {100 * metrics['standard_error']:.2f} standard error)"
     rows = [("dataset", f"{dataset} {split}"), ("model", model), ("questions", f"{metrics['questions']:,}"),
             ("accuracy", shown), ("speed", f"{metrics['questions_per_second']:.1f} questions/s")]
+    if metrics.get("latent_cos_questions") is not None:
+        rows.append(("latent cosine", f"{metrics['latent_cos_questions']:.4f} across questions, "
+                                      f"{metrics.get('latent_cos_slots') or float('nan'):.4f} across slots"))
     rows += [(name, str(path)) for name, path in paths.items()]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:

@@ -1,8 +1,10 @@
 """``python -m kgreason.plot RUN_DIR``: draw a training run's curves from its log.csv to PNG files.
 
 Writes ``RUN_DIR/plots/losses.png`` (total, answer and distillation loss), ``accuracy.png`` (train
-and dev accuracy), ``latent_norms.png`` (latent vectors against the decoder's token embeddings)
-and ``throughput.png`` (questions per second), each against the optimiser step.
+and dev accuracy), ``latent_norms.png`` (latent vectors against the decoder's token embeddings),
+``latent_diversity.png`` (mean cosine between questions' and between slots' latents, which reads
+1 when the latents have collapsed to one vector) and ``throughput.png`` (questions per second),
+each against the optimiser step.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ FIGURES = {
     "losses": ("loss", (("loss", "total"), ("answer_loss", "answer"), ("distill_loss", "distillation"))),
     "accuracy": ("accuracy", (("train_accuracy", "train (running)"), ("dev_accuracy", "dev"))),
     "latent_norms": ("L2 norm", (("latent_norm", "latent vectors"), ("token_embedding_norm", "token embeddings"))),
+    "latent_diversity": ("mean cosine (1 = collapsed)", (
+        ("latent_cos_questions", "across questions (train batches)"), ("latent_cos_slots", "across slots (train)"),
+        ("dev_latent_cos_questions", "across questions (dev)"), ("dev_latent_cos_slots", "across slots (dev)"),
+    )),
     "throughput": ("questions / s", (("questions_per_s", "training"),)),
 }
 

@@ -34,6 +34,7 @@ def test_ih_dev_slice_writes_files(tmp_path, capsys, default_graph_overrides):
     assert metrics["accuracy"] == pytest.approx(sum(row["correct"] for row in rows) / 12)
     assert metrics["config"]["model"]["num_latents"] == 4
     assert "torch" in metrics["versions"]
+    assert -1.0 <= metrics["latent_cos_questions"] <= 1.0
     assert not (output / "leaderboard.csv").exists()
 
     row = rows[0]
@@ -88,6 +89,15 @@ def test_summary_of_several_seeds():
     assert summary["accuracy_std"] == pytest.approx(0.0707107, rel=1e-4)
     assert summary["accuracy_per_seed"] == [0.5, 0.6]
     assert summary["seeds"] == [0, 1]
+    assert summary["latent_cos_questions"] is None
+
+
+def test_summary_averages_latent_diversity_over_seeds():
+    results = [SeedResult(seed=0, correct=5, count=10, latent_cos_questions=0.2, latent_cos_slots=0.5),
+               SeedResult(seed=1, correct=6, count=10, latent_cos_questions=0.4, latent_cos_slots=None)]
+    summary = summarize(results)
+    assert summary["latent_cos_questions"] == pytest.approx(0.3)
+    assert summary["latent_cos_slots"] == pytest.approx(0.5)
 
 
 def test_summary_without_answers():

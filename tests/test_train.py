@@ -47,6 +47,13 @@ def test_tiny_config_trains_end_to_end(tmp_path, backbone):
     assert all(float(row["questions_per_s"]) > 0 for row in train_rows)
     assert float(train_rows[0]["latent_norm"]) == pytest.approx(backbone.token_embedding_norm, rel=1e-3)
     assert [row["dev_accuracy"] != "" for row in rows].count(True) == 1
+    # Latent diversity: mean cosines, so within [-1, 1]; the dev columns on the evaluation row only.
+    for column in ("latent_cos_questions", "latent_cos_slots"):
+        assert all(-1.0 <= float(row[column]) <= 1.0 + 1e-6 for row in train_rows)
+    dev_row = next(row for row in rows if row["dev_accuracy"])
+    assert -1.0 <= float(dev_row["dev_latent_cos_questions"]) <= 1.0 + 1e-6
+    assert -1.0 <= float(dev_row["dev_latent_cos_slots"]) <= 1.0 + 1e-6
+    assert not any(row["dev_latent_cos_questions"] for row in train_rows)
 
     metadata = json.loads((tmp_path / "run" / "best" / "checkpoint.json").read_text())
     assert metadata["backbone_id"] == TINY_DECODER
@@ -98,7 +105,8 @@ def test_plot_writes_png_curves(tmp_path, backbone):
     train(tiny_config(tmp_path / "run"), graph_source=SyntheticGraphSource(), backbone=backbone)
     paths = plot_run(tmp_path / "run")
 
-    assert {path.name for path in paths} == {"losses.png", "accuracy.png", "latent_norms.png", "throughput.png"}
+    assert {path.name for path in paths} == {"losses.png", "accuracy.png", "latent_norms.png", "latent_diversity.png",
+                                             "throughput.png"}
     for path in paths:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

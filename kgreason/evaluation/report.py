@@ -30,6 +30,13 @@ class SeedResult:
     seconds: float = 0.0
     """Wall time of the predictions, model loading excluded."""
 
+    latent_cos_questions: float | None = None
+    """Mean cosine between two questions' latents in the same slot (``kgreason.model.diversity``);
+    near 1 when the latents have collapsed to one vector. None without latents."""
+
+    latent_cos_slots: float | None = None
+    """Mean cosine between two latent slots of one question. None with fewer than two slots."""
+
     @property
     def accuracy(self) -> float | None:
         """Share of answered questions predicted right; None when no gold answers are known."""
@@ -44,6 +51,9 @@ def summarize(results: list[SeedResult]) -> dict[str, Any]:
         "accuracy_per_seed": accuracies,
         "count": results[0].count if results else 0,
     }
+    for name in ("latent_cos_questions", "latent_cos_slots"):
+        values = [getattr(result, name) for result in results if getattr(result, name) is not None]
+        summary[name] = statistics.fmean(values) if values else None
     if not accuracies:
         summary["accuracy"] = None
         return summary

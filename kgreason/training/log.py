@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 
 from kgreason.io import atomic_write_text
 
 COLUMNS = (
     "step", "epoch", "questions_seen", "loss", "answer_loss", "distill_loss", "train_accuracy",
-    "latent_norm", "token_embedding_norm", "lr", "questions_per_s", "dev_accuracy", "elapsed_s",
+    "latent_norm", "token_embedding_norm", "latent_cos_questions", "latent_cos_slots", "lr", "questions_per_s",
+    "dev_accuracy", "dev_latent_cos_questions", "dev_latent_cos_slots", "elapsed_s",
 )
-"""Columns of ``log.csv``. ``dev_accuracy`` is empty on rows without an evaluation; norms are L2 norms."""
+"""Columns of ``log.csv``. The ``dev_`` columns are filled on evaluation rows only; norms are L2 norms.
+
+``latent_cos_questions`` and ``latent_cos_slots`` measure latent diversity (``kgreason.model.diversity``):
+the mean cosine between two questions' latents in the same slot, and between two slots of one
+question. Training rows average them over the row's batches; the ``dev_`` versions cover the whole
+dev set. A value near 1 across questions means the latents have collapsed to one vector, so that the
+decoder reads the same soft prompt for every question."""
 
 
 class CsvLog:
@@ -44,7 +52,8 @@ def _format(value) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.6g}"
+        # NaN marks a value that is undefined for this row (a diversity over fewer than two vectors).
+        return "" if math.isnan(value) else f"{value:.6g}"
     return str(value)
 
 

@@ -37,6 +37,7 @@ from kgreason.model.backbones import Backbone, load_backbone
 from kgreason.model.checkpoint import (
     METADATA_FILE, check_architecture, check_schema, load_weights, read_metadata, save_checkpoint,
 )
+from kgreason.model.diversity import latent_diversity
 from kgreason.model.graphs import GraphSource, graph_source_from_config
 from kgreason.model.inputs import InputBuilder
 from kgreason.model.predictor import Predictor, accuracy
@@ -66,6 +67,19 @@ class TrainResult:
 
 
 @dataclass
+class DevResult:
+    """One evaluation on the dev split."""
+
+    accuracy: float
+
+    latent_cos_questions: float
+    """Mean cosine between two dev questions' latents in the same slot (``kgreason.model.diversity``)."""
+
+    latent_cos_slots: float
+    """Mean cosine between two slots of one dev question; NaN with one slot."""
+
+
+@dataclass
 class Position:
     """Progress through training, taken right after an optimiser step."""
 
@@ -85,6 +99,11 @@ def linear_schedule(warmup_steps: int, total_steps: int):
         remaining = total_steps - step
         return max(0.0, remaining / max(1, total_steps - warmup_steps))
     return factor
+
+
+def _number_or_none(value: float) -> float | None:
+    """``value`` for JSON: None in place of NaN (a diversity over fewer than two vectors)."""
+    return None if math.isnan(value) else value
 
 
 def _rng_state() -> dict:
@@ -288,29 +307,32 @@ class TrainingRecipe:
     def _log_window(self, window: "_Window") -> None:
         values = all_reduce_mean(window.means(), self.process)
         questions_per_s = window.questions * self.process.world_size / max(window.elapsed(), 1e-9)
-        loss, answer_loss, distill_loss, train_accuracy, latent_norm = values.tolist()
+        loss, answer_loss, distill_loss, train_accuracy, latent_norm, cos_questions, cos_slots = values.tolist()
         if self.process.is_main:
             self.log.append(
                 step=self.position.step, epoch=self.position.epoch, questions_seen=self.position.step * self.effective_batch_size,
                 loss=loss, answer_loss=answer_loss, distill_loss=distill_loss, train_accuracy=train_accuracy,
                 latent_norm=latent_norm, token_embedding_norm=self.reasoner.token_embedding_norm,
-                lr=self.scheduler.get_last_lr()[0], questions_per_s=questions_per_s, elapsed_s=window.total_elapsed(),
+                latent_cos_questions=cos_questions, latent_cos_slots=cos_slots, lr=self.scheduler.get_last_lr()[0], questions_per_s=questions_per_s, elapsed_s=window.total_elapsed(),
             )
             logger.info("step %d/%d loss %.4f (answer %.4f, distill %.4f) train acc %.3f latent norm %.3f "
-                        "(tokens %.3f) %.2f questions/s", self.position.step, self.total_steps, loss, answer_loss,
-                        distill_loss, train_accuracy, latent_norm, self.reasoner.token_embedding_norm, questions_per_s)
+                        "(tokens %.3f) latent cosine across questions %.4f, across slots %.4f; %.2f questions/s",
+                        self.position.step, self.total_steps, loss, answer_loss, distill_loss, train_accuracy,
+                        latent_norm, self.reasoner.token_embedding_norm, cos_questions, cos_slots, questions_per_s)
         window.reset()
 
     # -------------------------------------------------------------------------------------- evaluate
-    def evaluate(self) -> float | None:
-        """Dev accuracy of the current weights (rank 0 computes it; every process receives it)."""
-        accuracy_value = None
+    def evaluate(self) -> DevResult | None:
+        """Dev accuracy and latent diversity of the current weights (rank 0 computes them; every process gets them)."""
+        result = None
         if self.process.is_main and len(self.dev_set):
             predictor = Predictor(self.reasoner, self.config, self.graph_source, device=self.device)
             predictions = predictor.predict(self.dev_set.examples, self.dev_set.graphs, progress=True)
-            accuracy_value = accuracy(predictions, self.dev_set.examples)
+            diversity = latent_diversity(torch.stack([prediction.latents for prediction in predictions]))
+            result = DevResult(accuracy(predictions, self.dev_set.examples), diversity.across_questions,
+                               diversity.across_slots)
         self.model.train()
-        return broadcast_object(accuracy_value, self.process)
+        return broadcast_object(result, self.process)
 
     def _evaluate_and_keep_best(self) -> None:
         # The end of an epoch can fall on a step that eval_every has just evaluated.
@@ -318,27 +340,34 @@ class TrainingRecipe:
             return
         self.last_evaluated_step = self.position.step
         started = time.perf_counter()
-        dev_accuracy = self.evaluate()
-        if dev_accuracy is None:
+        result = self.evaluate()
+        if result is None:
             return
+        dev_accuracy = result.accuracy
         improved = self.best_dev_accuracy is None or dev_accuracy > self.best_dev_accuracy
         if improved:
             self.best_dev_accuracy = dev_accuracy
         if self.process.is_main:
-            logger.info("step %d: dev accuracy %.4f (best %.4f) in %.1f s", self.position.step, dev_accuracy,
-                        self.best_dev_accuracy, time.perf_counter() - started)
+            logger.info("step %d: dev accuracy %.4f (best %.4f), latent cosine across questions %.4f, across slots "
+                        "%.4f, in %.1f s", self.position.step, dev_accuracy, self.best_dev_accuracy,
+                        result.latent_cos_questions, result.latent_cos_slots, time.perf_counter() - started)
             self.log.append(step=self.position.step, epoch=self.position.epoch, dev_accuracy=dev_accuracy,
+                            dev_latent_cos_questions=result.latent_cos_questions,
+                            dev_latent_cos_slots=result.latent_cos_slots,
                             questions_seen=self.position.step * self.effective_batch_size)
             if improved:
-                self._save_checkpoint(self.run_dir / "best", dev_accuracy)
+                self._save_checkpoint(self.run_dir / "best", result)
         barrier(self.process)
 
     # ------------------------------------------------------------------------------------------ save
-    def _save_checkpoint(self, folder: Path, dev_accuracy: float | None = None) -> None:
+    def _save_checkpoint(self, folder: Path, dev: DevResult | None = None) -> None:
         save_checkpoint(
             folder, self.reasoner, self.config, self.graph_source.schema_hash, self.graph_source.num_relations,
             self.graph_source.node_feature_dim,
-            extra={"step": self.position.step, "epoch": self.position.epoch, "dev_accuracy": dev_accuracy,
+            extra={"step": self.position.step, "epoch": self.position.epoch,
+                   "dev_accuracy": dev.accuracy if dev else None,
+                   "dev_latent_cos_questions": _number_or_none(dev.latent_cos_questions) if dev else None,
+                   "dev_latent_cos_slots": _number_or_none(dev.latent_cos_slots) if dev else None,
                    "best_dev_accuracy": self.best_dev_accuracy, "effective_batch_size": self.effective_batch_size,
                    "world_size": self.process.world_size, "train_questions": len(self.train_set)},
         )
@@ -357,14 +386,19 @@ class TrainingRecipe:
 
 
 class _Window:
-    """Running sums of the loss terms, train accuracy and latent norms between two log rows."""
+    """Running sums of the loss terms, train accuracy, latent norms and latent diversity between two log rows.
+
+    The diversity of a batch of one question (or, across slots, with K = 1) is NaN and is left out
+    of the means, so each value keeps its own count.
+    """
 
     def __init__(self):
         self.started_run = time.perf_counter()
         self.reset()
 
     def reset(self) -> None:
-        self.sums = torch.zeros(5, dtype=torch.float64)
+        self.sums = torch.zeros(7, dtype=torch.float64)
+        self.counts = torch.zeros(7, dtype=torch.float64)
         self.batches = 0
         self.questions = 0
         self.started = time.perf_counter()
@@ -373,13 +407,19 @@ class _Window:
         known = batch.labels >= 0
         correct = (output.choice_scores.detach().argmax(-1) == batch.labels)[known].float()
         train_accuracy = float(correct.mean()) if correct.numel() else 0.0
-        self.sums += torch.tensor([float(output.loss.detach()), float(output.answer_loss), float(output.distill_loss),
-                                   train_accuracy, float(output.latent_norms.mean())], dtype=torch.float64)
+        diversity = latent_diversity(output.latents)
+        values = torch.tensor([float(output.loss.detach()), float(output.answer_loss), float(output.distill_loss),
+                               train_accuracy, float(output.latent_norms.mean()), diversity.across_questions,
+                               diversity.across_slots], dtype=torch.float64)
+        defined = ~torch.isnan(values)
+        self.sums += torch.where(defined, values, torch.zeros_like(values))
+        self.counts += defined.double()
         self.batches += 1
         self.questions += batch.size
 
     def means(self) -> torch.Tensor:
-        return self.sums / max(self.batches, 1)
+        """Mean of each value over the batches where it is defined; NaN where it never was."""
+        return torch.where(self.counts > 0, self.sums / self.counts.clamp(min=1), torch.full_like(self.sums, float("nan")))
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
