@@ -122,7 +122,7 @@ def write_section(path: Path, name: str, section: str) -> None:
     parts = text.split("\n## ")
     head, sections = parts[0], parts[1:]
     kept = ["## " + part for part in sections if part.split("\n", 1)[0].strip() != name]
-    ordered = sorted([*kept, section.rstrip("\n") + "\n"], key=lambda block: block.split("\n", 1)[0] != f"## default")
+    ordered = sorted([*kept, section.rstrip("\n") + "\n"], key=lambda block: block.split("\n", 1)[0] != "## default")
     atomic_write_text(path, head.rstrip("\n") + "\n\n" + "\n".join(block.rstrip("\n") + "\n" for block in ordered))
 
 

@@ -108,12 +108,12 @@ class Answerer:
 
     def answer(self, example: Example) -> dict:
         """Answer one question; returns the JSON-ready result."""
-        from kgreason.model.predictor import _Question
+        from kgreason.model.predictor import Query
 
         started = time.perf_counter()
         source = self.predictor.graph_source
         graph = source.graph_for(example.question, list(example.choice_texts))
-        query = _Question(question=example.question, choice_texts=list(example.choice_texts), id=example.id)
+        query = Query(question=example.question, choice_texts=list(example.choice_texts), id=example.id)
         prediction = self.predictor.predict([query], [graph])[0]
 
         result = {"id": example.id, "question": example.question, "choices": list(example.choice_texts)}

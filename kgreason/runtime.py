@@ -103,7 +103,7 @@ def package_versions() -> dict[str, str]:
 
     versions = {"python": platform.python_version(), "kgreason": kgreason.__version__}
     for package in ("torch", "torch-geometric", "transformers", "sentence-transformers",
-                    "faiss-cpu", "numpy", "peft"):
+                    "faiss-cpu", "numpy", "peft", "safetensors"):
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:

@@ -13,10 +13,8 @@ Loading checks the checkpoint against the decoder, the graph schema and K in use
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import logging
-import platform
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +23,13 @@ from safetensors.torch import load_file, save
 from kgreason.config import Config, ConfigError, config_from_dict, parse_override
 from kgreason.errors import KgreasonError
 from kgreason.io import atomic_write_bytes, write_json
+from kgreason.runtime import package_versions
 
 logger = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "model.safetensors"
 METADATA_FILE = "checkpoint.json"
 FORMAT_VERSION = 1
-VERSIONED_PACKAGES = ("kgreason", "torch", "transformers", "torch-geometric", "sentence-transformers", "peft",
-                      "safetensors")
-
 # Config keys that change the weights' shapes or meaning; an override may not change them.
 ARCHITECTURE_KEYS = (
     "model.decoder", "model.gguf_file", "model.num_latents", "model.gnn_layers", "model.gnn_hidden",
@@ -48,16 +44,6 @@ class CheckpointError(KgreasonError):
 
 class CheckpointMismatchError(KgreasonError, ValueError):
     """A checkpoint that does not fit the decoder, graph schema or K in use."""
-
-
-def package_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for package in VERSIONED_PACKAGES:
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
 
 
 def save_checkpoint(folder: str | Path, reasoner, config: Config, schema_hash: str, num_relations: int,

@@ -79,7 +79,7 @@ class Prediction:
 
 
 @dataclass
-class _Question:
+class Query:
     """A question without a dataset record, in the shape ``Predictor.predict`` reads."""
 
     question: str
@@ -202,7 +202,7 @@ class Predictor:
             raise ValueError("the question is empty")
         if not choices:
             raise ValueError("no choices to score; use generate() for a free-form answer")
-        example = _Question(question=question, choice_texts=list(choices))
+        example = Query(question=question, choice_texts=list(choices))
         graphs = [graph] if graph is not None else [self.graph_source.graph_for(question, list(choices))]
         return self.predict([example], graphs)[0]
 

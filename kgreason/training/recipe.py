@@ -45,7 +45,7 @@ from kgreason.model.reasoner import LatentReasoner
 from kgreason.runtime import cache_dir, resolve_device, resolve_path, set_seed
 from kgreason.training.data import QuestionSet, build_question_set, epoch_order
 from kgreason.training.distributed import (
-    ProcessInfo, all_reduce_mean, barrier, broadcast_object, init_distributed, shutdown,
+    all_reduce_mean, barrier, broadcast_object, init_distributed, shutdown,
 )
 from kgreason.training.log import CsvLog
 
