@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="checkpoint folders, one per seed (default: the shipped model)")
     parser.add_argument("--zero-shot", action="store_true",
                         help="score with the decoder alone, without graph or latent vectors (the reference)")
-    parser.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate the first N questions only")
+    parser.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate the first N questions only (default: data.max_examples, else all)")
     parser.add_argument("--batch-size", type=int, default=16, metavar="N", help="questions per forward pass")
     parser.add_argument("--output", metavar="DIR", default=None, help="folder for metrics.json and predictions.jsonl")
     add_common_arguments(parser)
@@ -142,7 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = setup_from_args(args)
     if args.zero_shot and args.checkpoint:
         raise DataError("--zero-shot evaluates the decoder alone; leave out --checkpoint")
-    examples = load_split(config, args.dataset, args.split, args.with_facts, args.limit)
+    limit = args.limit if args.limit is not None else config.data.max_examples
+    examples = load_split(config, args.dataset, args.split, args.with_facts, limit)
     logger.info("evaluating %d %s %s questions", len(examples), args.dataset, args.split)
 
     results, checkpoints, resolved = [], [], config

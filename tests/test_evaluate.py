@@ -82,6 +82,21 @@ def test_unknown_split_rejected():
         evaluate.main(["--dataset", "csqa", "--split", "validation"])
 
 
+@pytest.mark.slow
+def test_zero_shot_obqa_slice_follows_max_examples(tmp_path, capsys):
+    output = tmp_path / "zero-shot"
+    status = evaluate.main(["--dataset", "obqa", "--split", "test", "--zero-shot", "--output", str(output),
+                            "data.max_examples=6"])
+    assert status == 0
+
+    metrics = json.loads((output / "metrics.json").read_text())
+    rows = read_jsonl(output / "predictions.jsonl")
+    assert metrics["questions"] == 6 and len(rows) == 6
+    assert all(len(row["choice_scores"]) == 4 for row in rows)
+    assert all(row["prediction"] in {"A", "B", "C", "D"} for row in rows)
+    assert "accuracy" in capsys.readouterr().out
+
+
 def test_summary_of_several_seeds():
     results = [SeedResult(seed=0, correct=50, count=100), SeedResult(seed=1, correct=60, count=100)]
     summary = summarize(results)
