@@ -31,7 +31,10 @@ def usage() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
+    if not argv:
+        print(f"error: no command given\n\n{usage()}", file=sys.stderr)
+        return 2
+    if argv[0] in ("-h", "--help"):
         print(usage())
         return 0
     name, rest = argv[0], argv[1:]
@@ -42,5 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return module.main(rest)
 
 
-if __name__ == "__main__":
+def console() -> None:
+    """Entry point of the ``kgreason`` console script: errors print as one line, as with ``python -m``."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    console()

@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 
-from kgreason.cli import add_common_arguments, run_cli, split_overrides
+from kgreason.cli import add_common_arguments, positive_int, run_cli, split_overrides
 from kgreason.config import load_config
 from kgreason.data.examples import Example
 from kgreason.errors import KgreasonError
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--explain", action="store_true",
                         help="show grounded concepts, graph paths and what each latent vector is closest to")
     parser.add_argument("--json", action="store_true", help="print one JSON object per question")
-    parser.add_argument("--max-new-tokens", type=int, default=32, metavar="N",
+    parser.add_argument("--max-new-tokens", type=positive_int, default=32, metavar="N",
                         help="longest free-form answer, in decoder tokens")
     parser.add_argument("--config", metavar="FILE", default=None, help="YAML config (see configs/)")
     add_common_arguments(parser, with_config=False)
@@ -178,8 +178,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_seed(config.runtime.seed)
 
     requests = requests_from_args(args, questions)
-    if args.max_new_tokens < 1:
-        raise QuestionError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
     examples = []
     for number, request in requests:
         if "error" in request:

@@ -34,6 +34,17 @@ def add_common_arguments(parser: argparse.ArgumentParser, with_config: bool = Tr
 _OVERRIDE = re.compile(r"^[A-Za-z_]\w*(\.\w+)+=")
 
 
+def positive_int(text: str) -> int:
+    """argparse type for counts: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def split_overrides(values: Sequence[str]) -> tuple[list[str], list[str]]:
     """Separate dotted ``section.key=value`` overrides from other positional values (questions, paths).
 

@@ -369,6 +369,9 @@ def _validate(config: Config) -> None:
     for key in _POSITIVE:
         if flat[key] < 1:
             raise ConfigError(f"config key {key!r} must be at least 1, got {flat[key]!r}")
+    if config.data.max_examples is not None and config.data.max_examples < 1:
+        raise ConfigError(f"config key 'data.max_examples' must be at least 1 or null (all), "
+                          f"got {config.data.max_examples!r}")
     if config.model.gnn_hidden % config.model.gnn_heads:
         raise ConfigError(
             f"model.gnn_hidden ({config.model.gnn_hidden}) must be divisible by "

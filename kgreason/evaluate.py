@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from kgreason.cli import add_common_arguments, run_cli, setup_from_args
+from kgreason.cli import add_common_arguments, positive_int, run_cli, setup_from_args
 from kgreason.config import Config, config_to_yaml
 from kgreason.data import DATASETS, load_examples, locator_from_config
 from kgreason.data.errors import DataError
@@ -48,8 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="checkpoint folders, one per seed (default: the shipped model)")
     parser.add_argument("--zero-shot", action="store_true",
                         help="score with the decoder alone, without graph or latent vectors (the reference)")
-    parser.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate the first N questions only (default: data.max_examples, else all)")
-    parser.add_argument("--batch-size", type=int, default=16, metavar="N", help="questions per forward pass")
+    parser.add_argument("--limit", type=positive_int, default=None, metavar="N",
+                        help="evaluate the first N questions only (default: data.max_examples, else all)")
+    parser.add_argument("--batch-size", type=positive_int, default=16, metavar="N", help="questions per forward pass")
     parser.add_argument("--output", metavar="DIR", default=None, help="folder for metrics.json and predictions.jsonl")
     add_common_arguments(parser)
     return parser

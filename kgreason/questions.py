@@ -75,7 +75,8 @@ def check_choices(choices: list[str]) -> list[str]:
     for choice in cleaned:
         key = choice.casefold()
         if key in seen:
-            raise QuestionError(f"duplicate choice {choice!r} (same as {seen[key]!r}); each choice must differ")
+            same = "" if choice == seen[key] else f" (the same as {seen[key]!r} ignoring case)"
+            raise QuestionError(f"duplicate choice {choice!r}{same}; each choice must differ")
         seen[key] = choice
     return cleaned
 
@@ -97,11 +98,20 @@ def describe_language_issue(text: str) -> str | None:
         return f"the question has {kind}; the knowledge graph is English, so no concept can be grounded"
     if english_letter_share(text) < 0.5:
         return "the question is mostly non-Latin text; the knowledge graph is English, so grounding may find little"
+    foreign = sorted({char for char in text if char.isalpha() and not char.isascii()})
+    if foreign:
+        return (f"the question has letters outside English ({''.join(foreign[:5])}); the knowledge graph and the "
+                "model are English-only, so the answer may be unreliable")
     return None
 
 
 def make_example(question: str, choices: list[str] | None = None, identifier: str | None = None) -> Example:
     """Build an Example from free text; choices come from ``choices`` or from inline "A) ... B) ..." labels."""
+    if not isinstance(question, str):
+        raise QuestionError(f"the question must be text, got {type(question).__name__} {question!r}")
+    if choices is not None and not (isinstance(choices, (list, tuple)) and all(isinstance(c, str) for c in choices)):
+        raise QuestionError(f"choices must be a list of strings, got {choices!r}; in JSON write "
+                            '"choices": ["ocean", "desert"]')
     question = clean_question(question)
     stem, inline = split_inline_choices(question)
     if choices and inline:
@@ -115,14 +125,15 @@ def make_example(question: str, choices: list[str] | None = None, identifier: st
 
     warning = describe_language_issue(question)
     if warning:
-        logger.warning(warning)
+        # The answer output carries the warning too, so the log line is for --verbose runs.
+        logger.info(warning)
 
     labels = string.ascii_uppercase
     if len(choices) > len(labels):
         raise QuestionError(f"{len(choices)} choices given; at most {len(labels)} are supported")
     digest = hashlib.sha256("\n".join([question, *choices]).encode("utf-8")).hexdigest()[:16]
     example = Example(
-        id=identifier or f"q-{digest}",
+        id=str(identifier) if identifier is not None else f"q-{digest}",
         question=question,
         choices=tuple(Choice(label=labels[i], text=text) for i, text in enumerate(choices)),
         answer=None,

@@ -8,6 +8,8 @@ import random
 import sys
 from pathlib import Path
 
+from kgreason.errors import KgreasonError
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_DATE_FORMAT = "%H:%M:%S"
 
@@ -25,6 +27,14 @@ def setup_logging(verbosity: int = 0) -> None:
     # Third-party libraries are noisy at INFO; keep them at WARNING unless debugging.
     for name in ("transformers", "sentence_transformers", "datasets", "urllib3", "filelock", "faiss", "httpx"):
         logging.getLogger(name).setLevel(logging.DEBUG if verbosity > 0 else logging.WARNING)
+
+    # transformers draws a "Loading weights" bar for every model it loads; a quiet run prints results only.
+    if verbosity < 0:
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+        if "transformers" in sys.modules:
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.disable_progress_bar()
 
 
 def set_threads(num_threads: int | None) -> int:
@@ -60,9 +70,12 @@ def resolve_device(name: str) -> "torch.device":  # noqa: F821
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise KgreasonError(f"runtime.device={name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"runtime.device={name!r} but CUDA is not available; use runtime.device=cpu or auto")
+        raise KgreasonError(f"runtime.device={name!r} but CUDA is not available; use runtime.device=cpu or auto")
     return device
 
 

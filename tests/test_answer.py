@@ -137,6 +137,64 @@ def test_bad_question_rejected_before_loading(capsys, args, message):
         answer.main(args)
 
 
+def test_json_request_fields_checked():
+    from kgreason.questions import QuestionError, make_example
+
+    with pytest.raises(QuestionError, match="choices must be a list of strings"):
+        make_example("Which?", "bad")
+    with pytest.raises(QuestionError, match="choices must be a list of strings"):
+        make_example("Which?", ["a", 2])
+    with pytest.raises(QuestionError, match="question must be text"):
+        make_example(42)
+    assert make_example("Which?", ["a", "b"], 7).id == "7"
+
+
+def test_duplicate_choice_message_names_the_case_twin():
+    from kgreason.questions import QuestionError, check_choices
+
+    with pytest.raises(QuestionError) as exact:
+        check_choices(["cat", "cat", "dog"])
+    assert str(exact.value).startswith("duplicate choice 'cat';")
+    with pytest.raises(QuestionError, match="the same as 'Cat' ignoring case"):
+        check_choices(["Cat", "cat"])
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [("Where does an octopus live?", None), ("¿Dónde vive el pulpo?", "letters outside English (ó)"),
+     ("🙂🙂🙂", "emoji or symbols only"), ("章鱼住在哪里?", "no Latin letters")],
+    ids=["english", "spanish", "emoji", "chinese"],
+)
+def test_language_warnings(question, expected):
+    from kgreason.questions import describe_language_issue
+
+    warning = describe_language_issue(question)
+    if expected is None:
+        assert warning is None
+    else:
+        assert expected in warning
+
+
+def test_device_without_cuda_is_one_line_error(monkeypatch):
+    import torch
+
+    from kgreason.errors import KgreasonError
+    from kgreason.runtime import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(KgreasonError, match="CUDA is not available"):
+        resolve_device("cuda")
+    with pytest.raises(KgreasonError, match="'gpu' is not a device"):
+        resolve_device("gpu")
+
+
+def test_repair_hint_for_shipped_model_and_own_runs(tmp_path):
+    from kgreason.model.checkpoint import repair_hint
+
+    assert "git checkout -- kgreason/resources/default_model" in repair_hint(DEFAULT_MODEL_DIR)
+    assert "python -m kgreason.train" in repair_hint(tmp_path)
+
+
 def copy_checkpoint(tmp_path, **changes):
     folder = tmp_path / "checkpoint"
     shutil.copytree(DEFAULT_MODEL_DIR, folder)

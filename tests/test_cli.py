@@ -42,6 +42,19 @@ def test_bad_override_is_one_line_error():
     assert result.stderr.strip().startswith("error:")
 
 
+def test_no_command_is_an_error():
+    result = run("-m", "kgreason")
+    assert result.returncode == 2
+    assert "no command given" in result.stderr
+
+
+def test_sub_command_errors_print_one_line():
+    result = run("-m", "kgreason", "answer", "   ")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == 'error: the question is empty; pass a question such as "Where would you find a jellyfish?"'
+
+
 def test_unknown_command():
     result = run("-m", "kgreason", "fly")
     assert result.returncode == 2

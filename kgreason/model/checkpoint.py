@@ -73,6 +73,18 @@ def save_checkpoint(folder: str | Path, reasoner, config: Config, schema_hash: s
     return folder
 
 
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "resources" / "default_model"
+"""Folder of the shipped default model (a checkpoint folder inside the package)."""
+
+
+def repair_hint(folder: str | Path) -> str:
+    """What to do about a broken checkpoint ``folder``: restore the shipped model, or train again."""
+    if Path(folder).resolve() == DEFAULT_MODEL_DIR:
+        return ("restore the shipped model with: git checkout -- kgreason/resources/default_model "
+                "(or reinstall kgreason)")
+    return "train again with python -m kgreason.train"
+
+
 def read_metadata(folder: str | Path) -> dict[str, Any]:
     """The parsed ``checkpoint.json`` of ``folder``."""
     folder = Path(folder)
@@ -82,12 +94,12 @@ def read_metadata(folder: str | Path) -> dict[str, Any]:
     if not path.is_file() or not (folder / WEIGHTS_FILE).is_file():
         raise CheckpointError(
             f"checkpoint {str(folder)!r} is incomplete: it needs {METADATA_FILE} and {WEIGHTS_FILE}; "
-            "train again with python -m kgreason.train"
+            f"{repair_hint(folder)}"
         )
     try:
         metadata = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise CheckpointError(f"{path} is not valid JSON ({error}); the checkpoint is corrupt, train again") from None
+        raise CheckpointError(f"{path} is not valid JSON ({error}); the checkpoint is corrupt: {repair_hint(folder)}") from None
     if metadata.get("format") != FORMAT_VERSION:
         raise CheckpointError(f"{path} has format {metadata.get('format')!r}, this kgreason reads {FORMAT_VERSION}")
     return metadata
@@ -98,7 +110,7 @@ def load_weights(folder: str | Path):
     try:
         return load_file(str(path))
     except Exception as error:  # safetensors raises its own SafetensorError type for corrupt files
-        raise CheckpointError(f"{path} could not be read ({error}); the checkpoint is corrupt, train again") from None
+        raise CheckpointError(f"{path} could not be read ({error}); the checkpoint is corrupt: {repair_hint(folder)}") from None
 
 
 def apply_overrides(config: Config, overrides: list[str] | dict[str, Any] | None) -> Config:

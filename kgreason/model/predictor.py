@@ -21,7 +21,7 @@ from kgreason.config import Config, config_from_dict
 from kgreason.errors import KgreasonError
 from kgreason.model.backbones import Backbone, load_backbone
 from kgreason.model.checkpoint import (
-    apply_overrides, check_architecture, check_backbone, check_schema, load_weights, read_metadata,
+    DEFAULT_MODEL_DIR, apply_overrides, check_architecture, check_backbone, check_schema, load_weights, read_metadata,
 )
 from kgreason.model.graphs import GraphSource, graph_source_from_config
 from kgreason.model.inputs import InputBuilder
@@ -29,10 +29,6 @@ from kgreason.model.reasoner import LatentReasoner
 from kgreason.runtime import cache_dir, resolve_device
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "resources" / "default_model"
-"""Folder of the shipped default model (a checkpoint folder inside the package)."""
-
 
 @dataclass
 class Prediction:
