@@ -436,6 +436,15 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """Describe a YAML parse error in one line, with its line and column (PyYAML prints several lines)."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    if mark is None:
+        return problem
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}; fix the file or start from configs/default.yaml"
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Load defaults, then the YAML file at ``path`` (if any), then ``overrides`` such as ``train.lr=3e-4``.
 
@@ -451,7 +460,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         try:
             loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as error:
-            raise ConfigError(f"config file {str(path)!r} is not valid YAML: {error}") from None
+            raise ConfigError(f"config file {str(path)!r} is not valid YAML: {_yaml_problem(error)}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {str(path)!r} must contain a mapping of sections, got {type(loaded).__name__}")
         unknown = sorted(set(loaded) - set(tree))

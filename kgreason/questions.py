@@ -98,9 +98,9 @@ def describe_language_issue(text: str) -> str | None:
         return f"the question has {kind}; the knowledge graph is English, so no concept can be grounded"
     if english_letter_share(text) < 0.5:
         return "the question is mostly non-Latin text; the knowledge graph is English, so grounding may find little"
-    foreign = sorted({char for char in text if char.isalpha() and not char.isascii()})
-    if foreign:
-        return (f"the question has letters outside English ({''.join(foreign[:5])}); the knowledge graph and the "
+    non_ascii_letters = sorted({char for char in text if char.isalpha() and not char.isascii()})
+    if non_ascii_letters:
+        return (f"the question has letters outside English ({''.join(non_ascii_letters[:5])}); the knowledge graph and the "
                 "model are English-only, so the answer may be unreliable")
     return None
 
@@ -125,7 +125,7 @@ def make_example(question: str, choices: list[str] | None = None, identifier: st
 
     warning = describe_language_issue(question)
     if warning:
-        # The answer output carries the warning too, so the log line is for --verbose runs.
+        # The printed result carries the warning too, so the log line is for --verbose runs.
         logger.info(warning)
 
     labels = string.ascii_uppercase

@@ -129,9 +129,18 @@ def test_wrong_type_in_file_rejected(tmp_path):
 
 def test_invalid_yaml_names_file(tmp_path):
     path = tmp_path / "broken.yaml"
-    path.write_text("model: [unclosed\n")
-    with pytest.raises(ConfigError, match="broken.yaml"):
+    path.write_text("model:\n  num_latents: [4\n  dropout: 0.1\n")
+    with pytest.raises(ConfigError, match="broken.yaml") as caught:
         load_config(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "at line 3, column 10" in message
+
+
+def test_max_examples_must_be_positive():
+    with pytest.raises(ConfigError, match="data.max_examples"):
+        load_config(None, ["data.max_examples=0"])
+    assert load_config(None, ["data.max_examples=3"]).data.max_examples == 3
 
 
 def test_missing_file_named():

@@ -78,7 +78,7 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "resources" / "defa
 
 
 def repair_hint(folder: str | Path) -> str:
-    """What to do about a broken checkpoint ``folder``: restore the shipped model, or train again."""
+    """Say how to repair a broken checkpoint ``folder``: restore the shipped model, or train again."""
     if Path(folder).resolve() == DEFAULT_MODEL_DIR:
         return ("restore the shipped model with: git checkout -- kgreason/resources/default_model "
                 "(or reinstall kgreason)")
