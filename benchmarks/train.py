@@ -159,7 +159,7 @@ def summarise_run(run_dir: Path, output: Path, note: str | None = None) -> None:
                  for row in rows if row.get("dev_latent_cos_questions")]
     if diversity:
         table_rows.append(("dev latent cosine across questions / across slots, by step (1 = collapsed)",
-                           ", ".join(f"{step}: {across:.6} / {slots or 'n/a'}" for step, across, slots in diversity)))
+                           ", ".join(f"{step}: {across} / {slots or 'n/a'}" for step, across, slots in diversity)))
     table = "\n".join(f"| {name} | {value} |" for name, value in table_rows)
     name = f"run {run_dir.name}"
     section = (
