@@ -126,7 +126,7 @@ def make_example(question: str, choices: list[str] | None = None, identifier: st
     warning = describe_language_issue(question)
     if warning:
         # The printed result carries the warning too, so the log line is for --verbose runs.
-        logger.info(warning)
+        logger.debug(warning)
 
     labels = string.ascii_uppercase
     if len(choices) > len(labels):

@@ -17,10 +17,12 @@ copy in well under a second and do not need the ``gguf`` package.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import logging
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,6 +170,22 @@ def _cached_digest(path: Path, models_dir: Path) -> str:
     return digest
 
 
+@contextmanager
+def _gguf_progress():
+    """Hide transformers' GGUF conversion bar in quiet runs (it ignores transformers' progress setting)."""
+    if logging.getLogger().isEnabledFor(logging.INFO):
+        yield
+        return
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    original = gguf_utils.tqdm
+    gguf_utils.tqdm = functools.partial(original, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = original
+
+
 def _load_offline(name: str, dtype: torch.dtype, cache: Path) -> tuple[torch.nn.Module, object, str]:
     """Load a known offline decoder through its safetensors copy, converting the GGUF file on first use."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -180,7 +198,9 @@ def _load_offline(name: str, dtype: torch.dtype, cache: Path) -> tuple[torch.nn.
     if not (converted / "config.json").is_file():
         logger.info("converting %s to safetensors in %s (once; takes about 15-30 s)", gguf_path.name, converted)
         try:
-            model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32)
+            with _gguf_progress():
+                model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name,
+                                                             dtype=torch.float32)
             tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
         except ImportError as error:
             raise MissingPackageError("gguf", f"converting {gguf_path.name} ({error})", "gguf accelerate") from None
@@ -254,7 +274,8 @@ def _load_hub_or_folder(name: str, gguf_file: str | None, dtype: torch.dtype) ->
 
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
     try:
-        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, **kwargs)
+        with _gguf_progress():
+            model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
     except OSError as error:
         known = ", ".join([*OFFLINE_DECODERS, TINY_DECODER])
