@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
-
-import torch
 
 from kgreason.cli import add_common_arguments, positive_int, run_cli, setup_from_args
 from kgreason.config import Config, config_to_yaml
@@ -29,7 +26,6 @@ from kgreason.data.errors import DataError
 from kgreason.data.examples import Example
 from kgreason.evaluation.report import SeedResult, summarize, write_evaluation
 from kgreason.io import atomic_write_text
-from kgreason.model.diversity import latent_diversity
 from kgreason.runtime import package_versions, resolve_path
 
 logger = logging.getLogger(__name__)
@@ -103,15 +99,12 @@ def evaluate_model(predictor, examples: list[Example], batch_size: int, seed: in
     correct = sum(row["correct"] for row in answered)
     result = SeedResult(seed=seed or 0, correct=correct, count=len(answered), rows=rows, seconds=seconds)
     if predictions:
-        diversity = latent_diversity(torch.stack([prediction.latents for prediction in predictions]))
-        result.latent_cos_questions = _defined(diversity.across_questions)
-        result.latent_cos_slots = _defined(diversity.across_slots)
+        from kgreason.model.diversity import nan_to_none, prediction_diversity
+
+        diversity = prediction_diversity(predictions)
+        result.latent_cos_questions = nan_to_none(diversity.across_questions)
+        result.latent_cos_slots = nan_to_none(diversity.across_slots)
     return result
-
-
-def _defined(value: float) -> float | None:
-    """``value``, or None where it is NaN (no latents, or fewer than two of them)."""
-    return None if math.isnan(value) else value
 
 
 def default_output(dataset: str, split: str, with_facts: bool, tag: str) -> Path:

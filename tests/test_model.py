@@ -179,6 +179,19 @@ def test_segment_bounds_ordered_and_nonempty():
     assert pooled[1, 0] == 0
 
 
+def distillation_losses(reasoner, batch, steps: int) -> list[float]:
+    """Train ``reasoner`` on one fixed batch with Adam and return the distillation loss of each step."""
+    optimizer = torch.optim.Adam([p for p in reasoner.parameters() if p.requires_grad], lr=3e-3)
+    losses = []
+    for _ in range(steps):
+        output = reasoner(batch)
+        losses.append(float(output.distill_loss))
+        optimizer.zero_grad()
+        output.loss.backward()
+        optimizer.step()
+    return losses
+
+
 def test_distillation_loss_falls(backbone, source):
     from kgreason.model.distill import segment_targets
 
@@ -186,15 +199,7 @@ def test_distillation_loss_falls(backbone, source):
     targets = torch.from_numpy(segment_targets([e.explanation for e in examples], 2, "all-MiniLM-L6-v2"))
     reasoner = make_reasoner(backbone, source, "distill.weight=1.0")
     batch = make_batch(reasoner, source, targets=targets)
-    optimizer = torch.optim.Adam([p for p in reasoner.parameters() if p.requires_grad], lr=3e-3)
-
-    losses = []
-    for _ in range(25):
-        output = reasoner(batch)
-        losses.append(float(output.distill_loss))
-        optimizer.zero_grad()
-        output.loss.backward()
-        optimizer.step()
+    losses = distillation_losses(reasoner, batch, steps=25)
 
     assert targets.shape == (4, 2, 384)
     assert losses[-1] < 0.5 * losses[0]
@@ -213,15 +218,7 @@ def test_contrastive_and_nmse_losses_finite(backbone, source):
 def test_codi_distillation_trains_student(backbone, source):
     reasoner = make_reasoner(backbone, source, "distill.mode=codi")
     batch = make_batch(reasoner, source, explanations=True)
-    optimizer = torch.optim.Adam([p for p in reasoner.parameters() if p.requires_grad], lr=3e-3)
-
-    losses = []
-    for _ in range(15):
-        output = reasoner(batch)
-        losses.append(float(output.distill_loss))
-        optimizer.zero_grad()
-        output.loss.backward()
-        optimizer.step()
+    losses = distillation_losses(reasoner, batch, steps=15)
 
     assert reasoner.readout is None
     assert losses[0] > 0

@@ -178,7 +178,11 @@ def _gguf_progress():
         return
     from transformers import modeling_gguf_pytorch_utils as gguf_utils
 
-    original = gguf_utils.tqdm
+    # NOTE: this replaces a module-level name inside transformers (5.x). A version without it shows the bar.
+    original = getattr(gguf_utils, "tqdm", None)
+    if original is None:
+        yield
+        return
     gguf_utils.tqdm = functools.partial(original, disable=True)
     try:
         yield

@@ -18,6 +18,7 @@ so a whole dev set is measured without the N x N similarity matrix.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -36,7 +37,7 @@ class LatentDiversity:
 
 
 def mean_pairwise_cosine(vectors: torch.Tensor) -> torch.Tensor:
-    """Mean cosine over ordered pairs of distinct rows, along dimension -2.
+    """Compute the mean cosine over ordered pairs of distinct rows, along dimension -2.
 
     ``vectors`` [..., N, H] gives ``[...]``; NaN when N < 2. A zero vector counts as cosine 0 with
     every other vector.
@@ -51,10 +52,20 @@ def mean_pairwise_cosine(vectors: torch.Tensor) -> torch.Tensor:
 
 
 def latent_diversity(latents: torch.Tensor) -> LatentDiversity:
-    """Diversity of latents ``[B, K, H]`` (B questions, K slots); see the module docstring."""
+    """Measure the diversity of latents ``[B, K, H]`` (B questions, K slots), as the module docstring defines it."""
     if latents.dim() != 3:
         raise ValueError(f"latents must have shape [questions, slots, hidden], got {tuple(latents.shape)}")
     latents = latents.detach().cpu()
     across_questions = mean_pairwise_cosine(latents.transpose(0, 1)).mean()
     across_slots = mean_pairwise_cosine(latents).mean()
     return LatentDiversity(float(across_questions), float(across_slots))
+
+
+def prediction_diversity(predictions) -> LatentDiversity:
+    """Measure the latent diversity of predictions whose ``latents`` are ``[K, H]`` each."""
+    return latent_diversity(torch.stack([prediction.latents for prediction in predictions]))
+
+
+def nan_to_none(value: float) -> float | None:
+    """Return ``value``, or None in place of NaN, so that JSON records an undefined diversity as null."""
+    return None if math.isnan(value) else value

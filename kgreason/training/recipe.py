@@ -37,7 +37,7 @@ from kgreason.model.backbones import Backbone, load_backbone
 from kgreason.model.checkpoint import (
     METADATA_FILE, check_architecture, check_schema, load_weights, read_metadata, save_checkpoint,
 )
-from kgreason.model.diversity import latent_diversity
+from kgreason.model.diversity import latent_diversity, nan_to_none, prediction_diversity
 from kgreason.model.graphs import GraphSource, graph_source_from_config
 from kgreason.model.inputs import InputBuilder
 from kgreason.model.predictor import Predictor, accuracy
@@ -68,7 +68,7 @@ class TrainResult:
 
 @dataclass
 class DevResult:
-    """One evaluation on the dev split."""
+    """Result of one evaluation on the dev split."""
 
     accuracy: float
 
@@ -99,11 +99,6 @@ def linear_schedule(warmup_steps: int, total_steps: int):
         remaining = total_steps - step
         return max(0.0, remaining / max(1, total_steps - warmup_steps))
     return factor
-
-
-def _number_or_none(value: float) -> float | None:
-    """``value`` for JSON: None in place of NaN (a diversity over fewer than two vectors)."""
-    return None if math.isnan(value) else value
 
 
 def _rng_state() -> dict:
@@ -323,12 +318,12 @@ class TrainingRecipe:
 
     # -------------------------------------------------------------------------------------- evaluate
     def evaluate(self) -> DevResult | None:
-        """Dev accuracy and latent diversity of the current weights (rank 0 computes them; every process gets them)."""
+        """Compute dev accuracy and latent diversity of the current weights on rank 0 and broadcast them to all ranks."""
         result = None
         if self.process.is_main and len(self.dev_set):
             predictor = Predictor(self.reasoner, self.config, self.graph_source, device=self.device)
             predictions = predictor.predict(self.dev_set.examples, self.dev_set.graphs, progress=True)
-            diversity = latent_diversity(torch.stack([prediction.latents for prediction in predictions]))
+            diversity = prediction_diversity(predictions)
             result = DevResult(accuracy(predictions, self.dev_set.examples), diversity.across_questions,
                                diversity.across_slots)
         self.model.train()
@@ -366,8 +361,8 @@ class TrainingRecipe:
             self.graph_source.node_feature_dim,
             extra={"step": self.position.step, "epoch": self.position.epoch,
                    "dev_accuracy": dev.accuracy if dev else None,
-                   "dev_latent_cos_questions": _number_or_none(dev.latent_cos_questions) if dev else None,
-                   "dev_latent_cos_slots": _number_or_none(dev.latent_cos_slots) if dev else None,
+                   "dev_latent_cos_questions": nan_to_none(dev.latent_cos_questions) if dev else None,
+                   "dev_latent_cos_slots": nan_to_none(dev.latent_cos_slots) if dev else None,
                    "best_dev_accuracy": self.best_dev_accuracy, "effective_batch_size": self.effective_batch_size,
                    "world_size": self.process.world_size, "train_questions": len(self.train_set)},
         )
@@ -418,7 +413,7 @@ class _Window:
         self.questions += batch.size
 
     def means(self) -> torch.Tensor:
-        """Mean of each value over the batches where it is defined; NaN where it never was."""
+        """Return the mean of each value over the batches where it is defined, or NaN where it never was."""
         return torch.where(self.counts > 0, self.sums / self.counts.clamp(min=1), torch.full_like(self.sums, float("nan")))
 
     def elapsed(self) -> float:
