@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def console() -> None:
-    """Entry point of the ``kgreason`` console script: errors print as one line, as with ``python -m``."""
+    """Run the ``kgreason`` console script, printing user errors as one line as ``python -m`` does."""
     run_cli(main)
 
 

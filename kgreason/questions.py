@@ -108,7 +108,8 @@ def describe_language_issue(text: str) -> str | None:
 def make_example(question: str, choices: list[str] | None = None, identifier: str | None = None) -> Example:
     """Build an Example from free text; choices come from ``choices`` or from inline "A) ... B) ..." labels."""
     if not isinstance(question, str):
-        raise QuestionError(f"the question must be text, got {type(question).__name__} {question!r}")
+        raise QuestionError(f"the question must be text, got {type(question).__name__} {question!r}; "
+                            'in JSON write "question": "Where is milk kept cold?"')
     if choices is not None and not (isinstance(choices, (list, tuple)) and all(isinstance(c, str) for c in choices)):
         raise QuestionError(f"choices must be a list of strings, got {choices!r}; in JSON write "
                             '"choices": ["ocean", "desert"]')

@@ -28,7 +28,7 @@ def setup_logging(verbosity: int = 0) -> None:
     for name in ("transformers", "sentence_transformers", "datasets", "urllib3", "filelock", "faiss", "httpx"):
         logging.getLogger(name).setLevel(logging.DEBUG if verbosity > 0 else logging.WARNING)
 
-    # transformers draws a "Loading weights" bar for every model it loads; a quiet run prints results only.
+    # transformers draws a "Loading weights" bar for every model it loads, so a quiet run turns its bars off.
     if verbosity < 0:
         os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
         if "transformers" in sys.modules:

@@ -137,7 +137,7 @@ def test_bad_question_rejected_before_loading(capsys, args, message):
         answer.main(args)
 
 
-def test_json_request_fields_checked():
+def test_json_request_field_types():
     from kgreason.questions import QuestionError, make_example
 
     with pytest.raises(QuestionError, match="choices must be a list of strings"):
@@ -149,7 +149,7 @@ def test_json_request_fields_checked():
     assert make_example("Which?", ["a", "b"], 7).id == "7"
 
 
-def test_duplicate_choice_message_names_the_case_twin():
+def test_duplicate_choice_message():
     from kgreason.questions import QuestionError, check_choices
 
     with pytest.raises(QuestionError) as exact:
@@ -175,7 +175,7 @@ def test_language_warnings(question, expected):
         assert expected in warning
 
 
-def test_device_without_cuda_is_one_line_error(monkeypatch):
+def test_cuda_device_without_cuda(monkeypatch):
     import torch
 
     from kgreason.errors import KgreasonError
@@ -188,7 +188,7 @@ def test_device_without_cuda_is_one_line_error(monkeypatch):
         resolve_device("gpu")
 
 
-def test_repair_hint_for_shipped_model_and_own_runs(tmp_path):
+def test_repair_hint_per_checkpoint(tmp_path):
     from kgreason.model.checkpoint import repair_hint
 
     assert "git checkout -- kgreason/resources/default_model" in repair_hint(DEFAULT_MODEL_DIR)

@@ -48,7 +48,7 @@ def test_no_command_is_an_error():
     assert "no command given" in result.stderr
 
 
-def test_sub_command_errors_print_one_line():
+def test_subcommand_error_one_line():
     result = run("-m", "kgreason", "answer", "   ")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr

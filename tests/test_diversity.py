@@ -12,7 +12,7 @@ from kgreason.model.diversity import latent_diversity, mean_pairwise_cosine
 
 
 def pairwise_loop(vectors: torch.Tensor) -> float:
-    """Mean cosine over ordered pairs i != j of the rows of ``vectors`` [N, H], one pair at a time."""
+    """Compute the mean cosine over ordered pairs i != j of the rows of ``vectors`` [N, H], one pair at a time."""
     values = [
         float(F.cosine_similarity(vectors[i], vectors[j], dim=0))
         for i in range(len(vectors)) for j in range(len(vectors)) if i != j

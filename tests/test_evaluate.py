@@ -83,7 +83,7 @@ def test_unknown_split_rejected():
 
 
 @pytest.mark.slow
-def test_zero_shot_obqa_slice_follows_max_examples(tmp_path, capsys):
+def test_zero_shot_obqa_slice(tmp_path, capsys):
     output = tmp_path / "zero-shot"
     status = evaluate.main(["--dataset", "obqa", "--split", "test", "--zero-shot", "--output", str(output),
                             "data.max_examples=6"])
@@ -91,7 +91,8 @@ def test_zero_shot_obqa_slice_follows_max_examples(tmp_path, capsys):
 
     metrics = json.loads((output / "metrics.json").read_text())
     rows = read_jsonl(output / "predictions.jsonl")
-    assert metrics["questions"] == 6 and len(rows) == 6
+    assert metrics["questions"] == 6
+    assert len(rows) == 6
     assert all(len(row["choice_scores"]) == 4 for row in rows)
     assert all(row["prediction"] in {"A", "B", "C", "D"} for row in rows)
     assert "accuracy" in capsys.readouterr().out
@@ -107,7 +108,7 @@ def test_summary_of_several_seeds():
     assert summary["latent_cos_questions"] is None
 
 
-def test_summary_averages_latent_diversity_over_seeds():
+def test_summary_averages_latent_diversity():
     results = [SeedResult(seed=0, correct=5, count=10, latent_cos_questions=0.2, latent_cos_slots=0.5),
                SeedResult(seed=1, correct=6, count=10, latent_cos_questions=0.4, latent_cos_slots=None)]
     summary = summarize(results)

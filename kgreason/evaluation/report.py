@@ -31,8 +31,8 @@ class SeedResult:
     """Wall time of the predictions, model loading excluded."""
 
     latent_cos_questions: float | None = None
-    """Mean cosine between two questions' latents in the same slot (``kgreason.model.diversity``);
-    near 1 when the latents have collapsed to one vector. None without latents."""
+    """Mean cosine between two questions' latents in the same slot (``kgreason.model.diversity``).
+    It is near 1 when the latents have collapsed to one vector, and None without latents."""
 
     latent_cos_slots: float | None = None
     """Mean cosine between two latent slots of one question. None with fewer than two slots."""
